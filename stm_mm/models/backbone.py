@@ -1,0 +1,239 @@
+"""UnifiedBackbone: the paper's unified architecture with a swappable spatial token mixer."""
+import copy
+import inspect
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..registry import MODELS, TOKEN_MIXERS
+from .arch_zoo import ARCH_ZOO
+from .block import AbsolutePositionEmbedding, Stage, UnifiedBlock
+from .utils import LayerNorm2d
+
+NORM_PLACEMENTS = ('stage', 'output', 'none')
+
+
+def _conv_norm(in_channels, out_channels, bias):
+    """3x3 stride-2 overlapped convolution followed by a channels-first LayerNorm (eps 1e-6)."""
+    return [nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=bias),
+            LayerNorm2d(out_channels, eps=1e-6)]
+
+
+@MODELS.register_module()
+class UnifiedBackbone(BaseModule):
+    """The unified backbone of "Demystify Transformers & Convolutions" (TPAMI 2025).
+
+    Overlapped 3x3 stride-2 stem (two convs) and transitions, four stages of pre-norm blocks
+    around one spatial token mixer (STM), LayerNorm after every stage. Each stride-2 layer maps a
+    side ``n`` to ``ceil(n / 2)``, so stage ``i`` of an ``(H, W)`` image is
+    ``(ceil(H / 2^(i+2)), ceil(W / 2^(i+2)))`` for any input size.
+
+    Args:
+        stm: mixer name in ``TOKEN_MIXERS``: ``'halo'``, ``'pvt'``, ``'swin'``, ``'dwconv'``,
+            ``'dcnv3'`` (or one registered by the user).
+        arch: ``'micro'``, ``'tiny'``, ``'small'``, ``'base'`` (the preset of that STM), or a
+            dict with ``depths``, ``dims`` and, as needed, ``num_heads``, ``mlp_ratios``,
+            ``abs_pos_embed``, ``drop_path_rate``; a dict may also start from a preset with
+            ``base='tiny'`` and override some keys.
+        stm_cfg: extra keyword options of the mixer (e.g. ``dict(window_size=7)`` for Swin).
+        in_channels: image channels.
+        img_size: training image side; sizes the absolute position table (U-PVT) only.
+        drop_path_rate: stochastic depth, linearly increasing over blocks; None takes the
+            preset's ImageNet value.
+        layer_scale_init_value: initial layer-scale value (1e-6).
+        out_indices: stages whose feature maps are returned, ``(B, C_i, H_i, W_i)`` each.
+        norm_placement: ``'stage'`` puts a LayerNorm after every stage on the main path (the
+            authors' classification model); ``'output'`` normalises only the returned maps with
+            fresh ``out_norms`` (their detection backbone); ``'none'`` has neither.
+        pos_embed_in_residual: U-PVT only. True adds the position embedding to the residual
+            stream (classification); False only to the first block's mixer input (detection).
+        frozen_stages: stages ``0..frozen_stages`` (and the stem) are frozen; -1 freezes nothing.
+        norm_eval: keep BatchNorm layers in eval mode while training.
+        with_cp: gradient checkpointing of every block.
+        init_cfg: MMEngine init config, e.g. ``dict(type='Pretrained', checkpoint=...)``.
+            None gives the authors' initialisation.
+    """
+
+    def __init__(self, stm='halo', arch='tiny', stm_cfg=None, in_channels=3, img_size=224,
+                 drop_path_rate=None, layer_scale_init_value=1e-6, out_indices=(3, ),
+                 norm_placement='stage', pos_embed_in_residual=True, frozen_stages=-1,
+                 norm_eval=False, with_cp=False, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.stm = stm
+        self.arch_settings = self.resolve_arch(stm, arch)
+        depths = self.arch_settings['depths']
+        dims = self.arch_settings['dims']
+        heads = self.arch_settings['num_heads'] or (None, ) * 4
+        mlp_ratios = self.arch_settings['mlp_ratios']
+        if drop_path_rate is None:
+            drop_path_rate = self.arch_settings['drop_path_rate']
+        if norm_placement not in NORM_PLACEMENTS:
+            raise ValueError(f'norm_placement must be one of {NORM_PLACEMENTS}, '
+                             f'got {norm_placement!r}')
+        out_indices = (out_indices, ) if isinstance(out_indices, int) else tuple(out_indices)
+        for index in out_indices:
+            if not 0 <= index < 4:
+                raise ValueError(f'out_indices must lie in 0..3, got {out_indices}')
+        self.in_channels = in_channels
+        self.dims = tuple(dims)
+        self.out_indices = out_indices
+        self.norm_placement = norm_placement
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        mixer_cls = TOKEN_MIXERS.get(stm)
+        stm_cfg = dict(stm_cfg or {})
+        self._check_stm_cfg(mixer_cls, stm_cfg)
+
+        stem_width = int(dims[0] * 0.5)
+        self.stem = nn.Sequential(*_conv_norm(in_channels, stem_width, True), nn.GELU(),
+                                  *_conv_norm(stem_width, dims[0], True))
+        self.transitions = nn.ModuleList(
+            nn.Sequential(*_conv_norm(dims[i - 1], dims[i], False)) for i in range(1, 4))
+
+        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.stages = nn.ModuleList()
+        for i in range(4):
+            blocks = []
+            for j in range(depths[i]):
+                mixer = mixer_cls(dims[i], heads[i], stage_index=i, block_index=j, **stm_cfg)
+                blocks.append(
+                    UnifiedBlock(dims[i], mixer, mlp_ratios[i], rates[sum(depths[:i]) + j],
+                                 layer_scale_init_value, mixer_cls.block_norm_eps))
+            pos_embed = None
+            if self.arch_settings['abs_pos_embed']:
+                pos_embed = AbsolutePositionEmbedding(dims[i], img_size // 2**(i + 2))
+            self.stages.append(Stage(blocks, pos_embed, pos_embed_in_residual, with_cp))
+
+        if norm_placement == 'stage':
+            self.stage_norms = nn.ModuleList(nn.LayerNorm(d, eps=1e-6) for d in dims)
+        elif norm_placement == 'output':
+            self.out_norms = nn.ModuleDict(
+                {str(i): nn.LayerNorm(dims[i], eps=1e-6)
+                 for i in out_indices})
+        self._reset_parameters()
+        self._freeze_stages()
+
+    @staticmethod
+    def resolve_arch(stm, arch):
+        """Preset or dict -> the full arch dict; clear errors for unknown names."""
+        if stm not in TOKEN_MIXERS:
+            valid = ', '.join(sorted(TOKEN_MIXERS.module_dict))
+            raise KeyError(f'Unknown spatial token mixer {stm!r}; valid names: {valid}')
+        presets = ARCH_ZOO.get(stm, {})
+        if isinstance(arch, str):
+            if arch not in presets:
+                valid = ', '.join(presets) or 'none (pass arch as a dict)'
+                raise KeyError(f'Unknown arch {arch!r} for stm {stm!r}; valid presets: {valid}, '
+                               'or a dict with depths and dims')
+            return copy.deepcopy(presets[arch])
+        if not isinstance(arch, dict):
+            raise TypeError(f'arch must be a preset name or a dict, got {type(arch).__name__}')
+        arch = dict(arch)
+        base = arch.pop('base', None)
+        settings = dict(num_heads=None, mlp_ratios=(4, 4, 4, 4), abs_pos_embed=False,
+                        drop_path_rate=0.0)
+        if base is not None:
+            settings.update(UnifiedBackbone.resolve_arch(stm, base))
+        unknown = set(arch) - {'depths', 'dims', 'num_heads', 'mlp_ratios', 'abs_pos_embed',
+                               'drop_path_rate'}
+        if unknown:
+            raise KeyError(f'Unknown arch key(s) {sorted(unknown)}; valid: depths, dims, '
+                           'num_heads, mlp_ratios, abs_pos_embed, drop_path_rate, base')
+        settings.update(arch)
+        for key in ('depths', 'dims'):
+            if key not in settings or len(settings[key]) != 4:
+                raise ValueError(f'arch needs {key!r} with 4 entries (one per stage)')
+        return settings
+
+    @staticmethod
+    def _check_stm_cfg(mixer_cls, stm_cfg):
+        params = inspect.signature(mixer_cls.__init__).parameters
+        fixed = {'self', 'dim', 'num_heads', 'stage_index', 'block_index'}
+        valid = [name for name in params if name not in fixed]
+        unknown = sorted(set(stm_cfg) - set(valid))
+        if unknown:
+            raise KeyError(f'stm_cfg key(s) {unknown} are not options of {mixer_cls.__name__}; '
+                           f'valid options: {valid}')
+
+    def _reset_parameters(self):
+        """The authors' initialisation: every Conv2d/Linear weight ~ N(0, 0.02^2) truncated at
+        +-2, bias 0; norms 1/0; mixer-specific tensors by the mixer; layer scales as built."""
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.trunc_normal_(m.weight, std=0.02, a=-2, b=2)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, (nn.LayerNorm, _BatchNorm)):
+                m.reset_parameters()
+            elif isinstance(m, UnifiedBlock):
+                nn.init.constant_(m.gamma1, m.layer_scale_init_value)
+                nn.init.constant_(m.gamma2, m.layer_scale_init_value)
+            elif isinstance(m, AbsolutePositionEmbedding):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+            if hasattr(m, 'init_weights') and m is not self and not isinstance(m, BaseModule):
+                m.init_weights()
+
+    def init_weights(self):
+        if self.init_cfg is None:
+            self._reset_parameters()
+            self._is_init = True
+        else:
+            super().init_weights()
+
+    def _check_input(self, x):
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f'{type(self).__name__} expects an image batch of shape '
+                             f'(B, {self.in_channels}, H, W), got {shape}')
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f'{type(self).__name__} was built for {self.in_channels} input '
+                             f'channels but got {x.shape[1]} (input shape {tuple(x.shape)}); '
+                             'set in_channels or fix the data pipeline')
+
+    def forward(self, x):
+        """``(B, in_channels, H, W)`` -> tuple of ``(B, dims[i], H_i, W_i)`` for ``out_indices``."""
+        self._check_input(x)
+        x = self.stem(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            if i > 0:
+                x = self.transitions[i - 1](x)
+            x = stage(x.permute(0, 2, 3, 1))  # channels-last inside the stage
+            if self.norm_placement == 'stage':
+                x = self.stage_norms[i](x)
+            if i in self.out_indices:
+                out = self.out_norms[str(i)](x) if self.norm_placement == 'output' else x
+                outs.append(out.permute(0, 3, 1, 2).contiguous())
+            x = x.permute(0, 3, 1, 2)
+        return tuple(outs)
+
+    def _frozen_modules(self):
+        if self.frozen_stages < 0:
+            return []
+        modules = [self.stem]
+        for i in range(min(self.frozen_stages, 3) + 1):
+            if i > 0:
+                modules.append(self.transitions[i - 1])
+            modules.append(self.stages[i])
+            if self.norm_placement == 'stage':
+                modules.append(self.stage_norms[i])
+            elif self.norm_placement == 'output' and str(i) in self.out_norms:
+                modules.append(self.out_norms[str(i)])
+        return modules
+
+    def _freeze_stages(self):
+        for module in self._frozen_modules():
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode=True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self

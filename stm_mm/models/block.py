@@ -1,0 +1,95 @@
+"""The unified pre-norm block and the stage that stacks it."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn.bricks import DropPath
+
+from .utils import Mlp
+
+
+class UnifiedBlock(nn.Module):
+    """Pre-norm transformer block around any spatial token mixer.
+
+    ``x = x + DropPath(gamma1 * mixer(norm1(x)))``, then
+    ``x = x + DropPath(gamma2 * mlp(norm2(x)))``; the same drop-path rate serves both branches.
+
+    Args:
+        dim: channels C. mixer: the token mixer module (``(B, H, W, C)`` in and out).
+        mlp_ratio: hidden width of the MLP is ``int(C * mlp_ratio)``.
+        drop_path: stochastic-depth rate (0 builds no module).
+        layer_scale_init_value: initial value of the per-channel scales ``gamma1``/``gamma2``.
+        norm_eps: epsilon of both LayerNorms (the mixer's ``block_norm_eps``).
+    Shapes: ``(B, H, W, C)`` -> ``(B, H, W, C)``.
+    """
+
+    def __init__(self, dim, mixer, mlp_ratio=4.0, drop_path=0.0, layer_scale_init_value=1e-6,
+                 norm_eps=1e-5):
+        super().__init__()
+        self.layer_scale_init_value = layer_scale_init_value
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mixer = mixer
+        self.gamma1 = nn.Parameter(torch.full((dim, ), float(layer_scale_init_value)))
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, mlp_ratio)
+        self.gamma2 = nn.Parameter(torch.full((dim, ), float(layer_scale_init_value)))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x, mixer_pos=None):
+        """``mixer_pos`` (broadcastable to x) is added to the mixer branch's input only."""
+        mixer_in = x if mixer_pos is None else x + mixer_pos
+        x = x + self.drop_path(self.gamma1 * self.mixer(self.norm1(mixer_in)))
+        return x + self.drop_path(self.gamma2 * self.mlp(self.norm2(x)))
+
+
+class AbsolutePositionEmbedding(nn.Module):
+    """Learned ``(1, C, H0, W0)`` embedding, resized (bilinear, align_corners=True) to any map.
+
+    Returns it channels-last, ``(1, H, W, C)``, for a map of size ``(H, W)``.
+    """
+
+    def __init__(self, dim, grid_size):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1, dim, grid_size, grid_size))
+        nn.init.trunc_normal_(self.weight, std=0.02)
+
+    def forward(self, H, W):
+        pos = self.weight
+        if pos.shape[-2:] != (H, W):
+            pos = F.interpolate(pos, size=(H, W), mode='bilinear', align_corners=True)
+        return pos.permute(0, 2, 3, 1)
+
+
+class Stage(nn.Module):
+    """A stack of blocks at one resolution, on channels-last maps ``(B, H, W, C)``.
+
+    Args:
+        blocks: the blocks. pos_embed: optional :class:`AbsolutePositionEmbedding` (U-PVT).
+        pos_embed_in_residual: True adds it to the stage input, so the residual stream carries it
+            (the authors' classification model); False adds it to the first block's mixer input
+            only (their detection backbone).
+        with_cp: gradient checkpointing per block while training.
+    """
+
+    def __init__(self, blocks, pos_embed=None, pos_embed_in_residual=True, with_cp=False):
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.pos_embed = pos_embed
+        self.pos_embed_in_residual = pos_embed_in_residual
+        self.with_cp = with_cp
+
+    def forward(self, x):
+        mixer_pos = None
+        if self.pos_embed is not None:
+            pos = self.pos_embed(*x.shape[1:3])
+            if self.pos_embed_in_residual:
+                x = x + pos
+            else:
+                mixer_pos = pos
+        for index, block in enumerate(self.blocks):
+            extra = (mixer_pos, ) if index == 0 and mixer_pos is not None else ()
+            if self.with_cp and x.requires_grad:
+                x = cp.checkpoint(block, x, *extra, use_reentrant=False)
+            else:
+                x = block(x, *extra)
+        return x

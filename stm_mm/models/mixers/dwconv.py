@@ -1,0 +1,28 @@
+"""7x7 depth-wise convolution between two point-wise projections (the unified ConvNeXt mixer)."""
+import torch.nn as nn
+
+from ...registry import TOKEN_MIXERS
+from .base import TokenMixer
+
+
+@TOKEN_MIXERS.register_module('dwconv')
+class DepthwiseConvMixer(TokenMixer):
+    """``output_proj(dwconv_kxk(input_proj(x)))`` with no activation or norm in between.
+
+    Args:
+        dim: channels C. num_heads, stage_index, block_index: unused (mixer contract).
+        kernel_size: side of the depth-wise kernel (7).
+    Shapes: ``(B, H, W, C)`` -> ``(B, H, W, C)``.
+    """
+    block_norm_eps = 1e-6
+
+    def __init__(self, dim, num_heads=None, stage_index=0, block_index=0, kernel_size=7):
+        super().__init__()
+        self.input_proj = nn.Linear(dim, dim)
+        self.dwconv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.output_proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        x = self.input_proj(x)
+        x = self.dwconv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return self.output_proj(x)

@@ -1,0 +1,105 @@
+"""Halo attention (HaloNet): blocked local self-attention with a halo of neighbouring keys."""
+import torch
+import torch.nn as nn
+
+from ...registry import TOKEN_MIXERS
+from ..utils import attention, pad_to_multiple
+from ..utils.attention import masked_fill_value
+from ..utils.windows import halo_key_padding_mask
+from .base import TokenMixer
+
+
+def make_divisible(value, divisor=8):
+    """Round to the nearest multiple of ``divisor`` (at least ``divisor``), never below 90%."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+@TOKEN_MIXERS.register_module('halo')
+class HaloAttention(TokenMixer):
+    """Halo attention with query-related relative position embedding.
+
+    The map is cut into ``block x block`` query blocks; each attends to the ``w x w`` window
+    (``w = block + 2 * halo``) centred on it. Keys falling in the zero border outside the map are
+    masked; inputs whose sides are not multiples of ``block`` are zero-padded at the bottom/right
+    (those padding tokens act as zero keys/values, as in the authors' detection backbone) and the
+    output is cropped back.
+
+    Logit of query ``(qy, qx)`` and key ``(ky, kx)`` (window coordinates) for head ``m``:
+    ``scale * <q, k> + <q, height_rel[ky - qy + w - 1]> + <q, width_rel[kx - qx + w - 1]>``
+    with the unscaled query ``q``.
+
+    Args:
+        dim: channels C. num_heads: heads n.
+        block_size: query block side b (7). halo_size: halo h (3).
+        stage_index, block_index: unused (part of the mixer contract).
+    Shapes: ``(B, H, W, C)`` -> ``(B, H, W, C)``.
+    """
+
+    def __init__(self, dim, num_heads, stage_index=0, block_index=0, block_size=7, halo_size=3):
+        super().__init__()
+        self.num_heads = num_heads
+        self.block_size = block_size
+        self.halo_size = halo_size
+        self.window_size = block_size + 2 * halo_size
+        self.dim_qk = make_divisible(dim, 8) // num_heads
+        self.dim_v = dim // num_heads
+        self.scale = self.dim_qk**-0.5
+        self.q = nn.Linear(dim, num_heads * self.dim_qk, bias=False)
+        # keys and values interleaved per head: [k_0 | v_0 | k_1 | v_1 | ...]
+        self.kv = nn.Linear(dim, num_heads * (self.dim_qk + self.dim_v), bias=False)
+        self.height_rel = nn.Parameter(torch.empty(2 * self.window_size - 1, self.dim_qk))
+        self.width_rel = nn.Parameter(torch.empty(2 * self.window_size - 1, self.dim_qk))
+        self.proj = nn.Linear(num_heads * self.dim_v, dim)
+        # rel_index[qy, ky] = ky - qy + w - 1: the table row for query row qy and key row ky
+        # (the same holds for columns).
+        rel_index = (torch.arange(self.window_size)[None, :] - torch.arange(block_size)[:, None] +
+                     self.window_size - 1)
+        self.register_buffer('rel_index', rel_index, persistent=False)
+        self.init_weights()
+
+    def init_weights(self):
+        nn.init.normal_(self.height_rel, std=self.dim_qk**-0.5)
+        nn.init.normal_(self.width_rel, std=self.dim_qk**-0.5)
+
+    def _blocks(self, x):
+        """``(B, Hp, Wp, n*d)`` -> ``(B, nBlocks, n, b*b, d)``."""
+        B, Hp, Wp, _ = x.shape
+        b, n = self.block_size, self.num_heads
+        x = x.view(B, Hp // b, b, Wp // b, b, n, -1)
+        return x.permute(0, 1, 3, 5, 2, 4, 6).reshape(B, (Hp // b) * (Wp // b), n, b * b, -1)
+
+    def _windows(self, kv):
+        """``(B, Hp, Wp, n*(dk+dv))`` -> keys ``(B, nBlocks, n, w*w, dk)`` and values."""
+        B = kv.shape[0]
+        h, b, w, n = self.halo_size, self.block_size, self.window_size, self.num_heads
+        kv = nn.functional.pad(kv, (0, 0, h, h, h, h))
+        kv = kv.unfold(1, w, b).unfold(2, w, b)  # (B, nH, nW, n*(dk+dv), w, w), a view
+        kv = kv.reshape(B, -1, n, self.dim_qk + self.dim_v, w * w).transpose(-1, -2)
+        return kv.split([self.dim_qk, self.dim_v], dim=-1)
+
+    def relative_logits(self, q):
+        """Query-related position logits, ``(..., b*b, d)`` -> ``(..., b*b, w*w)``."""
+        b, w = self.block_size, self.window_size
+        q = q.unflatten(-2, (b, b))  # (..., qy, qx, d)
+        rel_h = torch.einsum('...yxd,ykd->...yxk', q, self.height_rel[self.rel_index])
+        rel_w = torch.einsum('...yxd,xkd->...yxk', q, self.width_rel[self.rel_index])
+        logits = rel_h[..., :, None] + rel_w[..., None, :]  # (..., qy, qx, ky, kx)
+        return logits.reshape(*q.shape[:-3], b * b, w * w)
+
+    def forward(self, x):
+        B, H, W, _ = x.shape
+        b = self.block_size
+        x, _ = pad_to_multiple(x, b)
+        Hp, Wp = x.shape[1:3]
+        q = self._blocks(self.q(x))
+        k, v = self._windows(self.kv(x))
+        bias = self.relative_logits(q)
+        outside = halo_key_padding_mask(Hp, Wp, b, self.halo_size, x.device)  # (nBlocks, w*w)
+        bias = bias.masked_fill(outside[:, None, None, :], masked_fill_value(bias.dtype))
+        out = attention(q, k, v, bias, self.scale)  # (B, nBlocks, n, b*b, dv)
+        out = out.view(B, Hp // b, Wp // b, self.num_heads, b, b, self.dim_v)
+        out = out.permute(0, 1, 4, 2, 5, 3, 6).reshape(B, Hp, Wp, -1)
+        return self.proj(out[:, :H, :W])

@@ -1,0 +1,81 @@
+"""Swin shifted-window attention."""
+import torch
+import torch.nn as nn
+
+from ...registry import TOKEN_MIXERS
+from ..utils import (attention, pad_to_multiple, relative_position_index, swin_shift_mask,
+                     window_merge, window_partition)
+from .base import TokenMixer
+
+
+@TOKEN_MIXERS.register_module('swin')
+class ShiftedWindowAttention(TokenMixer):
+    """Window attention with relative position bias; odd blocks shift the windows by ``M // 2``.
+
+    The map is zero-padded at the bottom/right to multiples of the window ``M`` (padding tokens are
+    not masked, as in the authors' detection backbone), rolled by ``-shift`` for shifted blocks,
+    cut into ``M x M`` windows, attended with ``bias = table[index] (+ shift mask)``, merged,
+    rolled back and cropped.
+
+    Args:
+        dim: channels C. num_heads: heads. block_index: odd blocks shift.
+        window_size: M (7).
+        shift_single_window: whether a shifted block still shifts when the whole map fits in one
+            window. False reproduces the authors' classification model (a 7x7 stage never shifts);
+            True their detection backbone (odd blocks shift in every stage).
+    Shapes: ``(B, H, W, C)`` -> ``(B, H, W, C)``.
+    """
+    block_norm_eps = 1e-6
+
+    def __init__(self, dim, num_heads, stage_index=0, block_index=0, window_size=7,
+                 shift_single_window=False):
+        super().__init__()
+        self.num_heads = num_heads
+        self.window_size = window_size
+        self.shift_size = window_size // 2 if block_index % 2 == 1 else 0
+        self.shift_single_window = shift_single_window
+        self.scale = (dim // num_heads)**-0.5
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((2 * window_size - 1)**2, num_heads))
+        self.register_buffer(
+            'relative_position_index', relative_position_index(window_size), persistent=False)
+        self.init_weights()
+
+    def init_weights(self):
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+
+    def shift_for(self, H, W):
+        """The shift this block applies to an ``(H, W)`` map."""
+        fits_one_window = H <= self.window_size and W <= self.window_size
+        if fits_one_window and not self.shift_single_window:
+            return 0
+        return self.shift_size
+
+    def position_bias(self):
+        """Relative position bias ``(heads, M*M, M*M)``."""
+        bias = self.relative_position_bias_table[self.relative_position_index]
+        return bias.permute(2, 0, 1)
+
+    def forward(self, x):
+        B, H, W, C = x.shape
+        M, n = self.window_size, self.num_heads
+        shift = self.shift_for(H, W)
+        x, _ = pad_to_multiple(x, M)
+        Hp, Wp = x.shape[1:3]
+        if shift:
+            x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
+        windows = window_partition(x, M)  # (B, nW, M*M, C)
+        nW = windows.shape[1]
+        qkv = self.qkv(windows).view(B, nW, M * M, 3, n, C // n).permute(3, 0, 1, 4, 2, 5)
+        q, k, v = qkv.unbind(0)  # (B, nW, n, M*M, d)
+        bias = self.position_bias()
+        if shift:
+            bias = bias + swin_shift_mask(Hp, Wp, M, shift, x.device)[:, None]
+        out = attention(q, k, v, bias, self.scale)
+        out = self.proj(out.transpose(2, 3).reshape(B, nW, M * M, C))
+        x = window_merge(out, Hp, Wp)
+        if shift:
+            x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))
+        return x[:, :H, :W]

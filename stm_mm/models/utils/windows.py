@@ -1,0 +1,81 @@
+"""Window geometry shared by the window mixers (Halo, Swin): padding, partitioning, indices, masks.
+
+All tensors here are channels-last: feature maps are ``(B, H, W, C)``.
+Masks depend only on sizes, so they are built once per size and device and cached.
+"""
+import functools
+
+import torch
+import torch.nn.functional as F
+
+
+def pad_to_multiple(x, multiple):
+    """Zero-pad ``(B, H, W, C)`` at the bottom and right so H and W are multiples of ``multiple``.
+
+    Returns the padded tensor (``x`` itself when nothing is needed) and the original ``(H, W)``.
+    """
+    H, W = x.shape[1:3]
+    pad_h, pad_w = -H % multiple, -W % multiple
+    if pad_h or pad_w:
+        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+    return x, (H, W)
+
+
+def window_partition(x, window):
+    """``(B, H, W, C)`` -> ``(B, nH * nW, window * window, C)``, windows and tokens row-major."""
+    B, H, W, C = x.shape
+    x = x.view(B, H // window, window, W // window, window, C)
+    return x.transpose(2, 3).reshape(B, -1, window * window, C)
+
+
+def window_merge(windows, H, W):
+    """Inverse of :func:`window_partition`: ``(B, nW, M*M, C)`` -> ``(B, H, W, C)``."""
+    B, _, area, C = windows.shape
+    window = int(round(area**0.5))
+    x = windows.view(B, H // window, W // window, window, window, C)
+    return x.transpose(2, 3).reshape(B, H, W, C)
+
+
+def relative_position_index(window):
+    """Swin's ``(M*M, M*M)`` int64 index into a ``((2M-1)^2, heads)`` relative-position table.
+
+    Entry ``(i, j)`` for query ``i = (yi, xi)`` and key ``j = (yj, xj)`` (row-major in the window)
+    is ``(yi - yj + M - 1) * (2M - 1) + (xi - xj + M - 1)``.
+    """
+    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing='ij'))
+    coords = coords.flatten(1)  # (2, M*M)
+    rel = coords[:, :, None] - coords[:, None, :] + window - 1  # (2, M*M, M*M)
+    return rel[0] * (2 * window - 1) + rel[1]
+
+
+@functools.lru_cache(maxsize=64)
+def swin_shift_mask(H, W, window, shift, device):
+    """Additive mask of a shifted Swin block on a padded ``(H, W)`` map: ``(nW, M*M, M*M)``.
+
+    The map is cut into 9 regions by the row ranges ``[0, H-M), [H-M, H-s), [H-s, H)`` crossed
+    with the same column ranges; a query and a key of the same window in different regions get
+    -100 (Swin's constant), others 0.
+    """
+    labels = torch.zeros(1, H, W, 1, device=device)
+    region = 0
+    for rows in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
+        for cols in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
+            labels[:, rows, cols, :] = region
+            region += 1
+    labels = window_partition(labels, window).squeeze(-1)[0]  # (nW, M*M)
+    different = labels[:, :, None] != labels[:, None, :]
+    return different.float() * -100.0
+
+
+@functools.lru_cache(maxsize=64)
+def halo_key_padding_mask(H, W, block, halo, device):
+    """Which keys of every Halo window lie in the zero border outside an ``(H, W)`` map.
+
+    Returns a bool tensor ``(nH * nW, w * w)`` with ``w = block + 2 * halo`` (blocks row-major,
+    keys row-major in their window); True marks a key outside the map.
+    """
+    inside = torch.ones(1, 1, H, W, device=device)
+    inside = F.pad(inside, (halo, halo, halo, halo))
+    window = block + 2 * halo
+    windows = inside.unfold(2, window, block).unfold(3, window, block)  # (1, 1, nH, nW, w, w)
+    return windows.reshape(-1, window * window) == 0

@@ -1,0 +1,15 @@
+"""Registries.
+
+Models are registered in MMEngine's root ``MODELS`` registry. mmpretrain's and mmdet's model
+registries are children of it and look a name up in their ancestors, so the very same classes
+build from an mmpretrain config and from an mmdet config (``custom_imports=dict(imports=['stm_mm'])``).
+
+``TOKEN_MIXERS`` holds the spatial token mixers by short name (``'halo'``, ``'pvt'``, ``'swin'``,
+``'dwconv'``, ``'dcnv3'``); a new mixer is one class decorated with
+``@TOKEN_MIXERS.register_module('name')``.
+"""
+from mmengine.registry import MODELS, Registry
+
+TOKEN_MIXERS = Registry('spatial token mixer', scope='stm_mm')
+
+__all__ = ['MODELS', 'TOKEN_MIXERS']
