@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Multi-process training through torch.distributed (one process per GPU; gloo on a CPU machine).
+#   tools/dist_train.sh CONFIG NUM_PROCS [train.py options]
+# Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT in the environment.
+set -e
+CONFIG=$1
+GPUS=$2
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+DIR=$(cd "$(dirname "$0")" && pwd)
+PYTHON=${PYTHON:-python}
+[ -x "$DIR/../.venv/bin/python" ] && [ "$PYTHON" = python ] && PYTHON="$DIR/../.venv/bin/python"
+PYTHONPATH="$DIR/..:$PYTHONPATH" \
+exec "$PYTHON" -m torch.distributed.run \
+    --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
+    --nproc_per_node="$GPUS" --master_port="$PORT" \
+    "$DIR/train.py" "$CONFIG" --launcher pytorch "${@:3}"
