@@ -92,7 +92,7 @@ class UnifiedBackbone(BaseModule):
         self.transitions = nn.ModuleList(
             nn.Sequential(*_conv_norm(dims[i - 1], dims[i], False)) for i in range(1, 4))
 
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        rates = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()
         self.stages = nn.ModuleList()
         for i in range(4):
             blocks = []
