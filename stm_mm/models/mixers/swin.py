@@ -75,7 +75,7 @@ class ShiftedWindowAttention(TokenMixer):
             bias = bias + swin_shift_mask(Hp, Wp, M, shift, x.device)[:, None]
         out = attention(q, k, v, bias, self.scale)
         out = self.proj(out.transpose(2, 3).reshape(B, nW, M * M, C))
-        x = window_merge(out, Hp, Wp)
+        x = window_merge(out, Hp, Wp, M)
         if shift:
             x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))
         return x[:, :H, :W]

@@ -28,10 +28,9 @@ def window_partition(x, window):
     return x.transpose(2, 3).reshape(B, -1, window * window, C)
 
 
-def window_merge(windows, H, W):
+def window_merge(windows, H, W, window):
     """Inverse of :func:`window_partition`: ``(B, nW, M*M, C)`` -> ``(B, H, W, C)``."""
-    B, _, area, C = windows.shape
-    window = int(round(area**0.5))
+    B, C = windows.shape[0], windows.shape[-1]
     x = windows.view(B, H // window, W // window, window, window, C)
     return x.transpose(2, 3).reshape(B, H, W, C)
 

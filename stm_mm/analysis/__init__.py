@@ -1,0 +1,1 @@
+"""Analyses of the paper as importable functions (tools/analysis_tools/* are thin CLIs)."""

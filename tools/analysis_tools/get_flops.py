@@ -1,0 +1,78 @@
+"""Parameters and MACs (the paper's "FLOPs") of one or all models, next to the paper's Table IV.
+
+    python tools/analysis_tools/get_flops.py configs/_base_/models/u_halo_tiny.py [--shape 224 224]
+    python tools/analysis_tools/get_flops.py --all          # the 20 models vs Table IV
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config
+
+import stm_mm  # noqa: F401
+from stm_mm.analysis.complexity import complexity
+from stm_mm.analysis.paper import TABLE_IV
+from stm_mm.models import SCALES, STM_NAMES
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+# The counting convention each row of Table IV follows (reference_complexity.md).
+PAPER_CONVENTION = dict(halo='paper_local', pvt='paper_local', dwconv='paper_local',
+                        swin='total', dcnv3='total')
+
+
+def build(config):
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(config)
+    model_cfg = cfg.model
+    model_cfg.pop('train_cfg', None)
+    if model_cfg.get('type', '').endswith('ImageClassifier'):
+        return MODELS.build(model_cfg), cfg
+    from mmdet.registry import MODELS as DET_MODELS
+    model_cfg.backbone.init_cfg = None
+    return DET_MODELS.build(model_cfg.backbone), cfg
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', nargs='?', help='model config (classifier or detector)')
+    parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'))
+    parser.add_argument('--all', action='store_true', help='all 20 models against Table IV')
+    args = parser.parse_args()
+    if not args.all and not args.config:
+        parser.error('give a CONFIG or --all')
+    os.environ.setdefault('STM_MM_DCNV3_IMPL', 'pytorch')  # traceable DCNv3 sampling
+    shape = (1, 3, *args.shape)
+    if not args.all:
+        model, _ = build(args.config)
+        r = complexity(model, shape)
+        print(f'input {shape}')
+        for key, value in r.items():
+            print(f'{key:>18}: {value / 1e6:12.3f} M' if key.startswith('params') else
+                  f'{key:>18}: {value / 1e9:12.4f} GMACs')
+        return
+    header = (f'{"model":<16}{"params":>12}{"hook-style":>12}{"paper":>7} | {"conv+lin":>9}'
+              f'{"attn":>8}{"LN":>7}{"total":>8}{"local":>8}{"paper":>7}  convention (diff)')
+    print(header)
+    print('-' * len(header))
+    for scale in SCALES:
+        for stm in STM_NAMES:
+            model, _ = build(osp.join(ROOT, f'configs/_base_/models/u_{stm}_{scale}.py'))
+            r = complexity(model, shape)
+            p_params, p_flops, _ = TABLE_IV[(stm, scale)]
+            convention = PAPER_CONVENTION[stm]
+            diff = r[convention] / 1e9 - p_flops
+            name = f'u_{stm}_{scale}'
+            print(f'{name:<16}{r["params"]:>12,}{r["params_hook_style"]:>12,}'
+                  f'{p_params:>7} | {(r["conv"] + r["linear"]) / 1e9:>9.3f}'
+                  f'{r["attention"] / 1e9:>8.3f}{r["layer_norm"] / 1e9:>7.3f}'
+                  f'{r["total"] / 1e9:>8.3f}{r["paper_local"] / 1e9:>8.3f}{p_flops:>7.2f}  '
+                  f'{convention} ({diff:+.3f})')
+    print('\nGMACs at 224x224. total = conv + linear + attention products + LayerNorm (5/elem) + '
+          'BatchNorm + pooling (fvcore style); local = conv + linear + LayerNorm at 2/elem; '
+          'hook-style params leave out layer scales, PVT position embeddings and Swin bias '
+          'tables. DCNv3 sampling is not in either total.')
+
+
+if __name__ == '__main__':
+    main()
