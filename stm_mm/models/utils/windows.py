@@ -9,6 +9,23 @@ import torch
 import torch.nn.functional as F
 
 
+def cache_per_size(fn):
+    """Memoise a mask builder on its (hashable) size/device arguments.
+
+    Under ``torch.compile`` the builder is traced directly instead (Dynamo folds it into the
+    graph as a constant), so the Python cache never meets the compiler.
+    """
+    cached = functools.lru_cache(maxsize=64)(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args):
+        if torch.compiler.is_compiling():
+            return fn(*args)
+        return cached(*args)
+
+    return wrapper
+
+
 def pad_to_multiple(x, multiple):
     """Zero-pad ``(B, H, W, C)`` at the bottom and right so H and W are multiples of ``multiple``.
 
@@ -47,7 +64,7 @@ def relative_position_index(window):
     return rel[0] * (2 * window - 1) + rel[1]
 
 
-@functools.lru_cache(maxsize=64)
+@cache_per_size
 def swin_shift_mask(H, W, window, shift, device):
     """Additive mask of a shifted Swin block on a padded ``(H, W)`` map: ``(nW, M*M, M*M)``.
 
@@ -66,7 +83,7 @@ def swin_shift_mask(H, W, window, shift, device):
     return different.float() * -100.0
 
 
-@functools.lru_cache(maxsize=64)
+@cache_per_size
 def halo_key_padding_mask(H, W, block, halo, device):
     """Which keys of every Halo window lie in the zero border outside an ``(H, W)`` map.
 

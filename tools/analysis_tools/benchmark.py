@@ -1,0 +1,103 @@
+"""Images/s, latency percentiles and peak memory of one or many models.
+
+    python tools/analysis_tools/benchmark.py configs/_base_/models/u_swin_tiny.py \
+        --batch-size 8 --input-size 224 224 --reference [--train] [--amp bf16] [--json out.json]
+    python tools/analysis_tools/benchmark.py CONFIG --sizes 224 448      # scaling with pixels
+
+With ``--reference`` the same model and weights also run the unfused reference attention in
+the same process; the table prints the speed ratio and the largest output difference.
+"""
+import argparse
+import json
+
+import torch
+from mmengine.config import Config
+
+import stm_mm  # noqa: F401
+from stm_mm.analysis.benchmark import max_output_difference, time_model
+
+
+def build(config):
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(config)
+    cfg.model.pop('train_cfg', None)
+    if cfg.model.get('type', '').endswith('ImageClassifier'):
+        model = MODELS.build(cfg.model)
+        return _Logits(model)
+    from mmdet.registry import MODELS as DET_MODELS
+    cfg.model.backbone.init_cfg = None
+    return DET_MODELS.build(cfg.model.backbone)
+
+
+class _Logits(torch.nn.Module):
+    """Classifier as ``image -> logits``."""
+
+    def __init__(self, classifier):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x):
+        return self.classifier(x, mode='tensor')
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('configs', nargs='+')
+    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--input-size', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'))
+    parser.add_argument('--sizes', type=int, nargs='+', help='square sizes to sweep instead')
+    parser.add_argument('--train', action='store_true', help='time forward + backward')
+    parser.add_argument('--amp', choices=['bf16', 'fp16'], help='autocast dtype')
+    parser.add_argument('--compile', action='store_true', help='torch.compile the model')
+    parser.add_argument('--reference', action='store_true', help='also time the reference')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--iters', type=int, default=10)
+    parser.add_argument('--json', help='write the records to this file')
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    sizes = [(s, s) for s in args.sizes] if args.sizes else [tuple(args.input_size)]
+    records = []
+    print(f'{"config":<40}{"impl":>10}{"size":>10}{"img/s":>10}{"p50 ms":>9}{"p90 ms":>9}'
+          f'{"peak MB":>9}{"ratio":>7}  max |diff|')
+    for config in args.configs:
+        model = build(config)
+        runner = torch.compile(model) if args.compile else model
+        base_time = None
+        for size in sizes:
+            impls = ['fast', 'reference'] if args.reference else ['fast']
+            fast_ips = None
+            for impl in impls:
+                r = time_model(runner, args.batch_size, size, args.device, args.train, args.amp,
+                               reference=impl == 'reference', warmup=args.warmup,
+                               iters=args.iters)
+                extra = ''
+                if impl == 'fast':
+                    fast_ips = r['images_per_s']
+                    if base_time is None:
+                        base_time = 1 / fast_ips
+                    ratio = (1 / fast_ips) / base_time
+                    ratio_text = f'{ratio:>6.2f}x' if len(sizes) > 1 else ''
+                else:
+                    ratio_text = f'{fast_ips / r["images_per_s"]:>6.2f}x'
+                    diff, close = max_output_difference(model, min(args.batch_size, 2), size,
+                                                        args.device)
+                    extra = f'{diff:.2e} ({"equal" if close else "DIFFERENT"} at rtol 1e-4)'
+                print(f'{config[-40:]:<40}{impl:>10}{f"{size[0]}x{size[1]}":>10}'
+                      f'{r["images_per_s"]:>10.1f}{r["latency_ms"]["p50"]:>9.1f}'
+                      f'{r["latency_ms"]["p90"]:>9.1f}{r["peak_mem_mb"]:>9.0f}{ratio_text:>7}  '
+                      f'{extra}')
+                records.append(dict(config=config, impl=impl, batch_size=args.batch_size,
+                                    input_size=list(size), images_per_s=r['images_per_s'],
+                                    peak_mem_mb=r['peak_mem_mb'], latency_ms=r['latency_ms'],
+                                    train=args.train, amp=args.amp, device=args.device))
+    print('ratio: fast over reference speed (with --reference), or time relative to the first '
+          'size (with --sizes)')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(records, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
