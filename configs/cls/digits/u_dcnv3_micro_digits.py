@@ -1,0 +1,12 @@
+# U-InternImage-micro trained from scratch on the embedded digits (make demo-cls STM=dcnv3).
+_base_ = [
+    '../../_base_/models/u_dcnv3_micro.py',
+    '../../_base_/datasets/digits_32px.py',
+    '../../_base_/schedules/digits_adamw_30e.py',
+    '../../_base_/default_runtime.py',
+]
+
+# 10 classes, no mixup/cutmix; img_size matters only for U-PVT's position embeddings.
+model = dict(backbone=dict(img_size=32), head=dict(num_classes=10), train_cfg=None)
+default_hooks = dict(logger=dict(interval=10),
+                     checkpoint=dict(interval=5, max_keep_ckpts=1, save_best=None))

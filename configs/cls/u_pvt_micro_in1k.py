@@ -1,0 +1,7 @@
+# U-PVT-micro on ImageNet-1k, the authors' attention-STM recipe: 8 GPUs x 128, lr 1e-3, 300 epochs.
+_base_ = [
+    '../_base_/models/u_pvt_micro.py',
+    '../_base_/datasets/imagenet_bs128_unified.py',
+    '../_base_/schedules/imagenet_bs1024_adamw_unified_attn.py',
+    '../_base_/default_runtime.py',
+]
