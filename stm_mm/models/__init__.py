@@ -1,10 +1,12 @@
 from . import mixers  # noqa: F401  (registers the token mixers)
 from .arch_zoo import ARCH_ZOO, DET_DROP_PATH, SCALES, STM_NAMES
 from .backbone import UnifiedBackbone
-from .block import AbsolutePositionEmbedding, Stage, UnifiedBlock
+from .block import (AbsolutePositionEmbedding, BottleneckBlock, ConvNeXtStyleBlock, Stage,
+                    UnifiedBlock)
 from .neck import ExtraTransformNeck
 
 __all__ = [
     'ARCH_ZOO', 'DET_DROP_PATH', 'SCALES', 'STM_NAMES', 'UnifiedBackbone', 'UnifiedBlock',
-    'Stage', 'AbsolutePositionEmbedding', 'ExtraTransformNeck'
+    'ConvNeXtStyleBlock', 'BottleneckBlock', 'Stage', 'AbsolutePositionEmbedding',
+    'ExtraTransformNeck'
 ]

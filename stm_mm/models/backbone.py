@@ -9,16 +9,16 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..registry import MODELS, TOKEN_MIXERS
 from .arch_zoo import ARCH_ZOO
-from .block import AbsolutePositionEmbedding, Stage, UnifiedBlock
-from .utils import LayerNorm2d
+from .mixers import TokenMixer
+from .block import BLOCK_TYPES, AbsolutePositionEmbedding, Stage
+from .downsample import DOWNSAMPLE_TYPES, build_stem, build_transition
 
-NORM_PLACEMENTS = ('stage', 'output', 'none')
+NORM_PLACEMENTS = ('stage', 'output', 'last', 'none')
 
 
-def _conv_norm(in_channels, out_channels, bias):
-    """3x3 stride-2 overlapped convolution followed by a channels-first LayerNorm (eps 1e-6)."""
-    return [nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=bias),
-            LayerNorm2d(out_channels, eps=1e-6)]
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f'{name} must be one of {tuple(choices)}, got {value!r}')
 
 
 @MODELS.register_module()
@@ -46,10 +46,16 @@ class UnifiedBackbone(BaseModule):
         out_indices: stages whose feature maps are returned, ``(B, C_i, H_i, W_i)`` each.
         norm_placement: ``'stage'`` puts a LayerNorm after every stage on the main path (the
             authors' classification model); ``'output'`` normalises only the returned maps with
-            fresh ``out_norms`` (their detection backbone); ``'none'`` has neither.
+            fresh ``out_norms`` (their detection backbone); ``'last'`` only after the last stage
+            (original Swin/ConvNeXt); ``'none'`` has none.
         pos_embed_in_residual: U-PVT only. True adds the position embedding to the residual
             stream (classification); False only to the first block's mixer input (detection).
         frozen_stages: stages ``0..frozen_stages`` (and the stem) are frozen; -1 freezes nothing.
+        downsample: stem and transitions: ``'overlap'`` (unified 3x3 stride-2 design),
+            ``'patch_merging'`` (Swin's 4x4 patch embedding and 2x2 patch merging) or
+            ``'convnext'`` (ConvNeXt's 4x4 and 2x2 strided convs) (Table II, stage design).
+        block_type: ``'unified'`` (pre-norm transformer block), ``'convnext'`` (one residual,
+            norm after the mixer) or ``'bottleneck'`` (HaloNet's ResNet-style block).
         norm_eval: keep BatchNorm layers in eval mode while training.
         with_cp: gradient checkpointing of every block.
         init_cfg: MMEngine init config, e.g. ``dict(type='Pretrained', checkpoint=...)``.
@@ -58,8 +64,9 @@ class UnifiedBackbone(BaseModule):
 
     def __init__(self, stm='halo', arch='tiny', stm_cfg=None, in_channels=3, img_size=224,
                  drop_path_rate=None, layer_scale_init_value=1e-6, out_indices=(3, ),
-                 norm_placement='stage', pos_embed_in_residual=True, frozen_stages=-1,
-                 norm_eval=False, with_cp=False, init_cfg=None):
+                 norm_placement='stage', pos_embed_in_residual=True, downsample='overlap',
+                 block_type='unified', frozen_stages=-1, norm_eval=False, with_cp=False,
+                 init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.stm = stm
         self.arch_settings = self.resolve_arch(stm, arch)
@@ -69,9 +76,10 @@ class UnifiedBackbone(BaseModule):
         mlp_ratios = self.arch_settings['mlp_ratios']
         if drop_path_rate is None:
             drop_path_rate = self.arch_settings['drop_path_rate']
-        if norm_placement not in NORM_PLACEMENTS:
-            raise ValueError(f'norm_placement must be one of {NORM_PLACEMENTS}, '
-                             f'got {norm_placement!r}')
+        _check_choice('norm_placement', norm_placement, NORM_PLACEMENTS)
+        _check_choice('downsample', downsample, DOWNSAMPLE_TYPES)
+        _check_choice('block_type', block_type, BLOCK_TYPES)
+        block_cls = BLOCK_TYPES[block_type]
         out_indices = (out_indices, ) if isinstance(out_indices, int) else tuple(out_indices)
         for index in out_indices:
             if not 0 <= index < 4:
@@ -86,11 +94,9 @@ class UnifiedBackbone(BaseModule):
         stm_cfg = dict(stm_cfg or {})
         self._check_stm_cfg(mixer_cls, stm_cfg)
 
-        stem_width = int(dims[0] * 0.5)
-        self.stem = nn.Sequential(*_conv_norm(in_channels, stem_width, True), nn.GELU(),
-                                  *_conv_norm(stem_width, dims[0], True))
+        self.stem = build_stem(downsample, in_channels, dims[0])
         self.transitions = nn.ModuleList(
-            nn.Sequential(*_conv_norm(dims[i - 1], dims[i], False)) for i in range(1, 4))
+            build_transition(downsample, dims[i - 1], dims[i]) for i in range(1, 4))
 
         rates = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()
         self.stages = nn.ModuleList()
@@ -99,8 +105,8 @@ class UnifiedBackbone(BaseModule):
             for j in range(depths[i]):
                 mixer = mixer_cls(dims[i], heads[i], stage_index=i, block_index=j, **stm_cfg)
                 blocks.append(
-                    UnifiedBlock(dims[i], mixer, mlp_ratios[i], rates[sum(depths[:i]) + j],
-                                 layer_scale_init_value, mixer_cls.block_norm_eps))
+                    block_cls(dims[i], mixer, mlp_ratios[i], rates[sum(depths[:i]) + j],
+                              layer_scale_init_value, mixer_cls.block_norm_eps))
             pos_embed = None
             if self.arch_settings['abs_pos_embed']:
                 pos_embed = AbsolutePositionEmbedding(dims[i], img_size // 2**(i + 2))
@@ -112,6 +118,8 @@ class UnifiedBackbone(BaseModule):
             self.out_norms = nn.ModuleDict(
                 {str(i): nn.LayerNorm(dims[i], eps=1e-6)
                  for i in out_indices})
+        elif norm_placement == 'last':
+            self.last_norm = nn.LayerNorm(dims[3], eps=1e-6)
         self._reset_parameters()
         self._freeze_stages()
 
@@ -159,7 +167,8 @@ class UnifiedBackbone(BaseModule):
 
     def _reset_parameters(self):
         """The authors' initialisation: every Conv2d/Linear weight ~ N(0, 0.02^2) truncated at
-        +-2, bias 0; norms 1/0; mixer-specific tensors by the mixer; layer scales as built."""
+        +-2, bias 0; norms 1/0; then mixer- and block-specific tensors (relative tables, layer
+        scales, position embeddings) by their owners."""
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.trunc_normal_(m.weight, std=0.02, a=-2, b=2)
@@ -167,13 +176,13 @@ class UnifiedBackbone(BaseModule):
                     nn.init.zeros_(m.bias)
             elif isinstance(m, (nn.LayerNorm, _BatchNorm)):
                 m.reset_parameters()
-            elif isinstance(m, UnifiedBlock):
-                nn.init.constant_(m.gamma1, m.layer_scale_init_value)
-                nn.init.constant_(m.gamma2, m.layer_scale_init_value)
+        for m in self.modules():
+            if isinstance(m, TokenMixer):
+                m.init_weights()
+            elif hasattr(m, 'reset_block_parameters'):
+                m.reset_block_parameters()
             elif isinstance(m, AbsolutePositionEmbedding):
                 nn.init.trunc_normal_(m.weight, std=0.02)
-            if hasattr(m, 'init_weights') and m is not self and not isinstance(m, BaseModule):
-                m.init_weights()
 
     def init_weights(self):
         if self.init_cfg is None:
@@ -203,6 +212,8 @@ class UnifiedBackbone(BaseModule):
             x = stage(x.permute(0, 2, 3, 1))  # channels-last inside the stage
             if self.norm_placement == 'stage':
                 x = self.stage_norms[i](x)
+            elif self.norm_placement == 'last' and i == 3:
+                x = self.last_norm(x)
             if i in self.out_indices:
                 out = self.out_norms[str(i)](x) if self.norm_placement == 'output' else x
                 outs.append(out.permute(0, 3, 1, 2).contiguous())

@@ -8,8 +8,28 @@ from mmcv.cnn.bricks import DropPath
 from .utils import Mlp
 
 
-class UnifiedBlock(nn.Module):
-    """Pre-norm transformer block around any spatial token mixer.
+class _ResidualBlock(nn.Module):
+    """Shared constructor contract of the block designs.
+
+    ``Block(dim, mixer, mlp_ratio, drop_path, layer_scale_init_value, norm_eps)``; forward
+    ``(x, mixer_pos=None)`` on ``(B, H, W, C)``, where ``mixer_pos`` (broadcastable to x) is added
+    to the mixer's input only (U-PVT's detection-style position embedding).
+    """
+
+    def __init__(self, drop_path, layer_scale_init_value):
+        super().__init__()
+        self.layer_scale_init_value = layer_scale_init_value
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def reset_block_parameters(self):
+        """Layer scales back to their initial value (after the backbone's global init)."""
+        for name, param in self.named_parameters(recurse=False):
+            if name.startswith('gamma'):
+                nn.init.constant_(param, self.layer_scale_init_value)
+
+
+class UnifiedBlock(_ResidualBlock):
+    """Pre-norm transformer block around any spatial token mixer (the paper's unified block).
 
     ``x = x + DropPath(gamma1 * mixer(norm1(x)))``, then
     ``x = x + DropPath(gamma2 * mlp(norm2(x)))``; the same drop-path rate serves both branches.
@@ -25,21 +45,81 @@ class UnifiedBlock(nn.Module):
 
     def __init__(self, dim, mixer, mlp_ratio=4.0, drop_path=0.0, layer_scale_init_value=1e-6,
                  norm_eps=1e-5):
-        super().__init__()
-        self.layer_scale_init_value = layer_scale_init_value
+        super().__init__(drop_path, layer_scale_init_value)
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.mixer = mixer
         self.gamma1 = nn.Parameter(torch.full((dim, ), float(layer_scale_init_value)))
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, mlp_ratio)
         self.gamma2 = nn.Parameter(torch.full((dim, ), float(layer_scale_init_value)))
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x, mixer_pos=None):
-        """``mixer_pos`` (broadcastable to x) is added to the mixer branch's input only."""
         mixer_in = x if mixer_pos is None else x + mixer_pos
         x = x + self.drop_path(self.gamma1 * self.mixer(self.norm1(mixer_in)))
         return x + self.drop_path(self.gamma2 * self.mlp(self.norm2(x)))
+
+
+class ConvNeXtStyleBlock(_ResidualBlock):
+    """The ConvNeXt block design with any mixer (Table II right / Table VI D).
+
+    ``x = x + DropPath(gamma * mlp(norm(mixer(x))))``: one residual, the mixer on the raw block
+    input (no pre-norm), one LayerNorm before the MLP. With ``DepthwiseConvMixer(projections=
+    False)`` this is ConvNeXt's block; with DCNv3 the authors' ``DCNv3SingleResBlock``.
+    Shapes: ``(B, H, W, C)`` -> ``(B, H, W, C)``.
+    """
+
+    def __init__(self, dim, mixer, mlp_ratio=4.0, drop_path=0.0, layer_scale_init_value=1e-6,
+                 norm_eps=1e-5):
+        super().__init__(drop_path, layer_scale_init_value)
+        self.mixer = mixer
+        self.norm = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, mlp_ratio)
+        self.gamma = nn.Parameter(torch.full((dim, ), float(layer_scale_init_value)))
+
+    def forward(self, x, mixer_pos=None):
+        mixer_in = x if mixer_pos is None else x + mixer_pos
+        return x + self.drop_path(self.gamma * self.mlp(self.norm(self.mixer(mixer_in))))
+
+
+class BatchNormLast(nn.BatchNorm2d):
+    """BatchNorm over the channels of a channels-last map ``(B, H, W, C)``."""
+
+    def forward(self, x):
+        return super().forward(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+class BottleneckBlock(_ResidualBlock):
+    """HaloNet's ResNet-style block: the mixer in place of a bottleneck's 3x3 convolution.
+
+    ``x = ReLU(x + DropPath(BN(proj_out(ReLU(BN(mixer(ReLU(BN(proj_in(x))))))))))`` with 1x1
+    projections at the block width, BatchNorm + ReLU as in ResNet and the last BatchNorm's
+    scale initialised to zero (no layer scale, no MLP: ``mlp_ratio`` is unused).
+    Shapes: ``(B, H, W, C)`` -> ``(B, H, W, C)``.
+    """
+
+    def __init__(self, dim, mixer, mlp_ratio=4.0, drop_path=0.0, layer_scale_init_value=1e-6,
+                 norm_eps=1e-5):
+        super().__init__(drop_path, layer_scale_init_value)
+        self.proj_in = nn.Linear(dim, dim, bias=False)
+        self.bn1 = BatchNormLast(dim)
+        self.mixer = mixer
+        self.bn2 = BatchNormLast(dim)
+        self.proj_out = nn.Linear(dim, dim, bias=False)
+        self.bn3 = BatchNormLast(dim)
+        self.act = nn.ReLU(inplace=True)
+
+    def reset_block_parameters(self):
+        nn.init.zeros_(self.bn3.weight)
+
+    def forward(self, x, mixer_pos=None):
+        mixer_in = x if mixer_pos is None else x + mixer_pos
+        y = self.act(self.bn1(self.proj_in(mixer_in)))
+        y = self.act(self.bn2(self.mixer(y)))
+        y = self.bn3(self.proj_out(y))
+        return self.act(x + self.drop_path(y))
+
+
+BLOCK_TYPES = dict(unified=UnifiedBlock, convnext=ConvNeXtStyleBlock, bottleneck=BottleneckBlock)
 
 
 class AbsolutePositionEmbedding(nn.Module):

@@ -10,13 +10,14 @@ import torch
 def halo_naive(m, x):
     """Halo attention of mixer ``m`` on NHWC ``x``, block by block (pads bottom/right to b)."""
     B, H, W, C = x.shape
-    b, h, w, n = m.block_size, m.halo_size, m.window_size, m.num_heads
+    b, w, n = m.block_size, m.window_size, m.num_heads
+    before, after = m.pad_before, m.pad_after
     Hp, Wp = math.ceil(H / b) * b, math.ceil(W / b) * b
     xp = torch.zeros(B, Hp, Wp, C, dtype=x.dtype)
     xp[:, :H, :W] = x
     q = xp @ m.q.weight.T
     kv = xp @ m.kv.weight.T
-    kv = torch.nn.functional.pad(kv, (0, 0, h, h, h, h))
+    kv = torch.nn.functional.pad(kv, (0, 0, before, after, before, after))
     dk, dv = m.dim_qk, m.dim_v
     out = torch.zeros(B, Hp, Wp, n * dv, dtype=x.dtype)
     for I in range(Hp // b):
@@ -31,7 +32,7 @@ def halo_naive(m, x):
                     ky, kx = divmod(ki, w)
                     logits[:, :, qi, ki] += qb[:, qi] @ m.height_rel[ky - qy + w - 1]
                     logits[:, :, qi, ki] += qb[:, qi] @ m.width_rel[kx - qx + w - 1]
-                    oy, ox = I * b + ky - h, J * b + kx - h
+                    oy, ox = I * b + ky - before, J * b + kx - before
                     if not (0 <= oy < Hp and 0 <= ox < Wp):
                         logits[:, :, qi, ki] = -torch.finfo(torch.float32).max
             attn = logits.softmax(-1)

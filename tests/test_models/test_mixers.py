@@ -27,6 +27,17 @@ def test_halo_matches_spec(size):
         assert_close(m(x), expected)
 
 
+@pytest.mark.parametrize('options', [dict(halo_size=1), dict(query_position='top_left'),
+                                     dict(switch=True)])
+def test_halo_variants_match_spec(options):
+    """U-HaloNet-1px, -Shift and (odd block of) -Switch."""
+    m = _randomise(HaloAttention(16, 2, block_index=1, **options)).double()
+    expected_window = dict(halo_size=9, query_position=13, switch=7)[next(iter(options))]
+    assert m.window_size == expected_window
+    x = torch.randn(1, 10, 15, 16, dtype=torch.float64)
+    assert_close(m(x), halo_naive(m, x))
+
+
 def test_halo_unused_table_rows():
     """Rows 0..b-2 of the relative tables are never used (spec 3.1, step 4)."""
     m = HaloAttention(16, 2)

@@ -33,16 +33,29 @@ class HaloAttention(TokenMixer):
 
     Args:
         dim: channels C. num_heads: heads n.
-        block_size: query block side b (7). halo_size: halo h (3).
-        stage_index, block_index: unused (part of the mixer contract).
+        block_size: query block side b (7). halo_size: halo h (3; 1 is U-HaloNet-1px).
+        query_position: ``'center'`` (the window extends h on every side) or ``'top_left'``
+            (the query block sits at the window's top-left corner, the window extends 2h to the
+            bottom/right: U-HaloNet-Shift, same window size).
+        switch: odd blocks use no halo (plain blocked attention, window b), i.e. halos are
+            exchanged every second block (U-HaloNet-Switch).
+        stage_index: unused. block_index: parity used by ``switch``.
     Shapes: ``(B, H, W, C)`` -> ``(B, H, W, C)``.
     """
 
-    def __init__(self, dim, num_heads, stage_index=0, block_index=0, block_size=7, halo_size=3):
+    def __init__(self, dim, num_heads, stage_index=0, block_index=0, block_size=7, halo_size=3,
+                 query_position='center', switch=False):
         super().__init__()
+        if query_position not in ('center', 'top_left'):
+            raise ValueError(f"query_position must be 'center' or 'top_left', "
+                             f'got {query_position!r}')
         self.num_heads = num_heads
         self.block_size = block_size
-        self.halo_size = halo_size
+        self.halo_size = 0 if switch and block_index % 2 == 1 else halo_size
+        halo_size = self.halo_size
+        # zero padding of the key map before/after each side
+        self.pad_before = halo_size if query_position == 'center' else 0
+        self.pad_after = 2 * halo_size - self.pad_before
         self.window_size = block_size + 2 * halo_size
         self.dim_qk = make_divisible(dim, 8) // num_heads
         self.dim_v = dim // num_heads
@@ -74,8 +87,9 @@ class HaloAttention(TokenMixer):
     def _windows(self, kv):
         """``(B, Hp, Wp, n*(dk+dv))`` -> keys ``(B, nBlocks, n, w*w, dk)`` and values."""
         B = kv.shape[0]
-        h, b, w, n = self.halo_size, self.block_size, self.window_size, self.num_heads
-        kv = nn.functional.pad(kv, (0, 0, h, h, h, h))
+        b, w, n = self.block_size, self.window_size, self.num_heads
+        before, after = self.pad_before, self.pad_after
+        kv = nn.functional.pad(kv, (0, 0, before, after, before, after))
         kv = kv.unfold(1, w, b).unfold(2, w, b)  # (B, nH, nW, n*(dk+dv), w, w), a view
         kv = kv.reshape(B, -1, n, self.dim_qk + self.dim_v, w * w).transpose(-1, -2)
         return kv.split([self.dim_qk, self.dim_v], dim=-1)
@@ -97,7 +111,8 @@ class HaloAttention(TokenMixer):
         q = self._blocks(self.q(x))
         k, v = self._windows(self.kv(x))
         bias = self.relative_logits(q)
-        outside = halo_key_padding_mask(Hp, Wp, b, self.halo_size, x.device)  # (nBlocks, w*w)
+        outside = halo_key_padding_mask(Hp, Wp, b, self.pad_before, self.pad_after,
+                                        x.device)  # (nBlocks, w*w)
         bias = bias.masked_fill(outside[:, None, None, :], masked_fill_value(bias.dtype))
         out = attention(q, k, v, bias, self.scale)  # (B, nBlocks, n, b*b, dv)
         out = out.view(B, Hp // b, Wp // b, self.num_heads, b, b, self.dim_v)

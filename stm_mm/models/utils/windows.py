@@ -84,14 +84,16 @@ def swin_shift_mask(H, W, window, shift, device):
 
 
 @cache_per_size
-def halo_key_padding_mask(H, W, block, halo, device):
+def halo_key_padding_mask(H, W, block, pad_before, pad_after, device):
     """Which keys of every Halo window lie in the zero border outside an ``(H, W)`` map.
 
-    Returns a bool tensor ``(nH * nW, w * w)`` with ``w = block + 2 * halo`` (blocks row-major,
-    keys row-major in their window); True marks a key outside the map.
+    The key map is padded by ``pad_before`` at the top/left and ``pad_after`` at the
+    bottom/right; block ``(I, J)``'s window starts at padded ``(I * block, J * block)``.
+    Returns a bool tensor ``(nH * nW, w * w)`` with ``w = block + pad_before + pad_after``
+    (blocks row-major, keys row-major in their window); True marks a key outside the map.
     """
     inside = torch.ones(1, 1, H, W, device=device)
-    inside = F.pad(inside, (halo, halo, halo, halo))
-    window = block + 2 * halo
+    inside = F.pad(inside, (pad_before, pad_after, pad_before, pad_after))
+    window = block + pad_before + pad_after
     windows = inside.unfold(2, window, block).unfold(3, window, block)  # (1, 1, nH, nW, w, w)
     return windows.reshape(-1, window * window) == 0
