@@ -14,3 +14,12 @@ TABLE_IV = {
     ('swin', 'base'): (93.4, 16.18, 83.7), ('dwconv', 'base'): (95.8, 16.64, 83.7),
     ('dcnv3', 'base'): (97.5, 16.08, 84.5),
 }
+
+# Table VII: local-attention ablation, small models: MACs (G) and top-1.
+TABLE_VII = {
+    'u_swin_small': (9.16, 83.3),
+    'u_halo_small': (9.75, 84.0),
+    'u_halo_small_switch': (9.45, 83.9),
+    'u_halo_small_1px': (9.32, 83.8),
+    'u_halo_small_shift': (9.75, 82.7),
+}

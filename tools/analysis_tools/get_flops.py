@@ -2,6 +2,7 @@
 
     python tools/analysis_tools/get_flops.py configs/_base_/models/u_halo_tiny.py [--shape 224 224]
     python tools/analysis_tools/get_flops.py --all          # the 20 models vs Table IV
+    python tools/analysis_tools/get_flops.py --table7       # local-attention variants vs Table VII
 """
 import argparse
 import os
@@ -11,7 +12,7 @@ from mmengine.config import Config
 
 import stm_mm  # noqa: F401
 from stm_mm.analysis.complexity import complexity
-from stm_mm.analysis.paper import TABLE_IV
+from stm_mm.analysis.paper import TABLE_IV, TABLE_VII
 from stm_mm.models import SCALES, STM_NAMES
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -38,11 +39,16 @@ def main():
     parser.add_argument('config', nargs='?', help='model config (classifier or detector)')
     parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'))
     parser.add_argument('--all', action='store_true', help='all 20 models against Table IV')
+    parser.add_argument('--table7', action='store_true',
+                        help='the local-attention variants against Table VII')
     args = parser.parse_args()
-    if not args.all and not args.config:
-        parser.error('give a CONFIG or --all')
+    if not (args.all or args.table7 or args.config):
+        parser.error('give a CONFIG, --all or --table7')
     os.environ.setdefault('STM_MM_DCNV3_IMPL', 'pytorch')  # traceable DCNv3 sampling
     shape = (1, 3, *args.shape)
+    if args.table7:
+        print_table7(shape)
+        return
     if not args.all:
         model, _ = build(args.config)
         r = complexity(model, shape)
@@ -72,6 +78,22 @@ def main():
           'BatchNorm + pooling (fvcore style); local = conv + linear + LayerNorm at 2/elem; '
           'hook-style params leave out layer scales, PVT position embeddings and Swin bias '
           'tables. DCNv3 sampling is not in either total.')
+
+
+def print_table7(shape):
+    paths = {'u_swin_small': 'configs/_base_/models/u_swin_small.py',
+             'u_halo_small': 'configs/_base_/models/u_halo_small.py'}
+    for variant in ('switch', '1px', 'shift'):
+        paths[f'u_halo_small_{variant}'] = f'configs/cls/ablation/u_halo_small_{variant}_in1k.py'
+    print(f'{"model":<22}{"total":>8}{"c+l+attn":>10}{"attn":>8}{"local":>8}{"paper":>8}  (GMACs)')
+    for name, path in paths.items():
+        r = complexity(build(osp.join(ROOT, path))[0], shape)
+        macs = r['conv'] + r['linear'] + r['attention']
+        print(f'{name:<22}{r["total"] / 1e9:>8.3f}{macs / 1e9:>10.3f}{r["attention"] / 1e9:>8.3f}'
+              f'{r["paper_local"] / 1e9:>8.3f}{TABLE_VII[name][0]:>8.2f}')
+    print('total = conv + linear + attention products + norms (fvcore style); c+l+attn leaves '
+          'the norms out. The paper\'s Table VII Halo rows equal c+l+attn (its U-Swin row the '
+          'total), unlike its Table IV Halo rows, which leave the attention products out.')
 
 
 if __name__ == '__main__':

@@ -12,15 +12,17 @@ class DepthwiseConvMixer(TokenMixer):
     Args:
         dim: channels C. num_heads, stage_index, block_index: unused (mixer contract).
         kernel_size: side of the depth-wise kernel (7).
+        projections: False drops the two point-wise projections (ConvNeXt's own block).
     Shapes: ``(B, H, W, C)`` -> ``(B, H, W, C)``.
     """
     block_norm_eps = 1e-6
 
-    def __init__(self, dim, num_heads=None, stage_index=0, block_index=0, kernel_size=7):
+    def __init__(self, dim, num_heads=None, stage_index=0, block_index=0, kernel_size=7,
+                 projections=True):
         super().__init__()
-        self.input_proj = nn.Linear(dim, dim)
+        self.input_proj = nn.Linear(dim, dim) if projections else nn.Identity()
         self.dwconv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
-        self.output_proj = nn.Linear(dim, dim)
+        self.output_proj = nn.Linear(dim, dim) if projections else nn.Identity()
 
     def forward(self, x):
         x = self.input_proj(x)

@@ -1,0 +1,4 @@
+# Table VI C: B without the per-stage norms.
+_base_ = ['../u_dcnv3_small_in1k.py']
+
+model = dict(backbone=dict(norm_placement='none'), neck=dict(pooled_norm=True))

@@ -1,0 +1,8 @@
+# Table VI D: A with the ConvNeXt block (one residual, norm after the mixer).
+# For DW-Conv this is ConvNeXt's own block: no point-wise projections around the 7x7 conv.
+_base_ = ['../u_dwconv_small_in1k.py']
+
+model = dict(backbone=dict(stm_cfg=dict(projections=False), block_type='convnext'))
+
+# The single (C,) layer scale of the ConvNeXt-style block is not decayed (1-D, as in the authors' code).
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'gamma': dict(decay_mult=0.0)}))
