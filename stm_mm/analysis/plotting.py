@@ -1,0 +1,142 @@
+"""Figures of the analyses (matplotlib, Agg backend): ERF heat maps (paper Fig. 6 style: log
+scale, max-normalised) and invariance curves (paper Fig. 7 layout: one panel per transform, one
+curve per model)."""
+import os
+import os.path as osp
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+
+from .erf import erf_side  # noqa: E402
+
+ERF_CMAP = 'RdYlGn'
+TRANSFORM_TITLES = dict(translation='Translation', rotation='Rotation', scale='Scale (detection)')
+TRANSFORM_XLABELS = dict(translation='shift (pixels)', rotation='angle (degrees)',
+                         scale='scale factor')
+METRIC_LABELS = dict(consistency='consistency (%)', accuracy='top-1 accuracy (%)',
+                     bbox_mAP='box mAP (%)', bbox_mAP_50='box AP50 (%)')
+TRANSFORM_METRIC = dict(translation='consistency', rotation='consistency', scale='bbox_mAP')
+
+
+def _save(fig, path, dpi):
+    d = osp.dirname(path)
+    if d:
+        os.makedirs(d, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches='tight')
+    plt.close(fig)
+    return path
+
+
+def _draw_erf(ax, erf_map, floor, square_fraction=0.5):
+    erf_map = np.asarray(erf_map, dtype=np.float64)
+    peak = erf_map.max()
+    shown = np.maximum(erf_map / peak if peak > 0 else np.full_like(erf_map, floor), floor)
+    im = ax.imshow(shown, cmap=ERF_CMAP, norm=LogNorm(vmin=floor, vmax=1.0),
+                   interpolation='nearest')
+    if square_fraction and peak > 0:
+        h, w = erf_map.shape
+        side = erf_side(erf_map, square_fraction)
+        r = (side - 1) / 2
+        ax.add_patch(Rectangle((w // 2 - r - 0.5, h // 2 - r - 0.5), side, side, fill=False,
+                               edgecolor='black', linewidth=0.8, linestyle='--'))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return im
+
+
+def plot_erf_map(erf_map, path, title=None, floor=1e-3, dpi=100):
+    """One stage's ERF as a log-scale heat map (max = 1), the ERF@50 square dashed."""
+    fig, ax = plt.subplots(figsize=(3.4, 3.0))
+    im = _draw_erf(ax, erf_map, floor)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path, dpi)
+
+
+def plot_erf_grid(rows, path, floor=1e-3, dpi=100):
+    """Several models side by side: ``rows`` = ``[(label, maps, stage_indices, ratios), ...]``
+    with ``ratios`` ``{stage: ERF@50}``; one row per model, one column per stage."""
+    if not rows:
+        raise ValueError('plot_erf_grid needs at least one model')
+    ncols = max(len(r[1]) for r in rows)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(2.1 * ncols + 0.6, 2.0 * len(rows)),
+                             squeeze=False)
+    im = None
+    for r, (label, maps, indices, ratios) in enumerate(rows):
+        for c in range(ncols):
+            ax = axes[r][c]
+            if c >= len(maps):
+                ax.axis('off')
+                continue
+            im = _draw_erf(ax, maps[c], floor)
+            stage = indices[c]
+            ratio = ratios.get(str(stage)) if ratios else None
+            title = f'stage {stage + 1}' + (f'  ERF@50={ratio:.2f}' if ratio is not None else '')
+            if r == 0 or ratios:
+                ax.set_title(title, fontsize=8)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=9)
+    fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.02, pad=0.02,
+                 label='gradient / max (log)')
+    return _save(fig, path, dpi)
+
+
+def plot_invariance(models, path, transforms=None, accuracy=False, dpi=100, title=None):
+    """Invariance curves: one panel per transform, one curve per model.
+
+    Args:
+        models: ``{label: {transform: {'magnitude': [...], metric: [...], ...}}}`` (the
+            ``models`` part of the JSON written by :mod:`stm_mm.analysis.invariance`; several
+            JSON files can be merged model by model).
+        transforms: panels in order; default those present among translation, rotation, scale.
+        accuracy: add a second row with the accuracy of the classification transforms.
+    """
+    present = [t for t in TRANSFORM_METRIC if any(t in m for m in models.values())]
+    transforms = [t for t in (transforms or present) if t in present]
+    if not transforms:
+        raise ValueError('no translation/rotation/scale results to plot')
+    acc_row = accuracy and any(
+        m.get(t, {}).get('accuracy') is not None for m in models.values() for t in transforms
+        if t != 'scale')
+    nrows = 2 if acc_row else 1
+    fig, axes = plt.subplots(nrows, len(transforms), figsize=(4.0 * len(transforms),
+                                                              3.2 * nrows), squeeze=False)
+    markers = 'osD^v<>px*h'
+    for c, t in enumerate(transforms):
+        metrics = [TRANSFORM_METRIC[t]] + (['accuracy'] if acc_row else [])
+        for r, metric in enumerate(metrics):
+            ax = axes[r][c]
+            if t == 'scale' and metric == 'accuracy':
+                ax.axis('off')
+                continue
+            for k, (label, res) in enumerate(models.items()):
+                if t not in res or res[t].get(metric) is None:
+                    continue
+                x = res[t]['magnitude']
+                y = [np.nan if v is None else 100.0 * v for v in res[t][metric]]
+                ax.plot(x, y, marker=markers[k % len(markers)], markersize=3.5, linewidth=1.3,
+                        label=label)
+            ax.set_xlabel(TRANSFORM_XLABELS[t])
+            ax.set_ylabel(METRIC_LABELS[metric])
+            if r == 0:
+                ax.set_title(TRANSFORM_TITLES[t])
+            ax.grid(True, alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if handles:
+        fig.legend(handles, labels, loc='lower center', ncol=min(len(labels), 5),
+                   bbox_to_anchor=(0.5, -0.02 - 0.04 * ((len(labels) - 1) // 5)), frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return _save(fig, path, dpi)
