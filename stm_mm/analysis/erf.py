@@ -209,7 +209,7 @@ def default_label(cfg, config):
     return osp.splitext(osp.basename(config))[0]
 
 
-def load_model(config, checkpoint=None, device='cpu', all_stages=False, label=None):
+def load_model(config, checkpoint=None, device='cpu', all_stages=False, label=None, seed=0):
     """Build the model of an mmpretrain/mmdet config and load ``checkpoint`` strictly.
 
     Args:
@@ -221,6 +221,8 @@ def load_model(config, checkpoint=None, device='cpu', all_stages=False, label=No
             keys valid (not done for ``norm_placement='output'``, whose norms follow
             ``out_indices``).
         label: a name for plots; default from the backbone (e.g. ``U-HaloNet-micro``).
+        seed: seed of the initialisation (the global RNG is left untouched), so that initialised
+            weights are the same in every run and on every rank.
     """
     from mmengine.config import Config
 
@@ -241,20 +243,11 @@ def load_model(config, checkpoint=None, device='cpu', all_stages=False, label=No
     pre = _data_preprocessor_cfg(cfg)
     mean = tuple(pre.get('mean', IMAGENET_MEAN))
     std = tuple(pre.get('std', IMAGENET_STD))
-    model_type = str(model_cfg.get('type', ''))
-    if model_type.endswith('UnifiedBackbone'):
-        from stm_mm.registry import MODELS
-        model, kind = MODELS.build(model_cfg), 'backbone'
-    elif model_type.endswith('ImageClassifier'):
-        from mmpretrain.registry import MODELS
-        model, kind = MODELS.build(model_cfg), 'cls'
-    else:
-        from mmdet.registry import MODELS
-        from mmdet.utils import register_all_modules
-        register_all_modules(init_default_scope=False)
-        model, kind = MODELS.build(model_cfg), 'det'
-    if hasattr(model, 'init_weights'):
-        _quiet_init(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model, kind = _build(model_cfg)
+        if hasattr(model, 'init_weights'):
+            _quiet_init(model)
     if checkpoint not in (None, '', 'none', 'None'):
         ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
         state = extract_state_dict(ckpt)
@@ -266,6 +259,20 @@ def load_model(config, checkpoint=None, device='cpu', all_stages=False, label=No
     model.to(device).eval()
     return LoadedModel(model, cfg, kind, config, checkpoint, label or default_label(cfg, config),
                        mean, std)
+
+
+def _build(model_cfg):
+    model_type = str(model_cfg.get('type', ''))
+    if model_type.endswith('UnifiedBackbone'):
+        from stm_mm.registry import MODELS
+        return MODELS.build(model_cfg), 'backbone'
+    if model_type.endswith('ImageClassifier'):
+        from mmpretrain.registry import MODELS
+        return MODELS.build(model_cfg), 'cls'
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    return MODELS.build(model_cfg), 'det'
 
 
 def _quiet_init(model):
@@ -381,16 +388,20 @@ def stage_indices(loaded, num_maps):
 
 
 def summarise(maps, indices, fractions=(0.2, 0.3, 0.5, 0.99)):
-    """Per-stage ERF@p of the raw maps and of their log-scaled display."""
+    """Per stage: ERF@p of the raw map and of its log-scaled display (``log_map``, shifted to be
+    non-negative, as RepLKNet's figures), and the share of pixels at >= 1e-3 of the maximum
+    (the coloured area of the heat maps)."""
     out = {}
     for i, m in zip(indices, maps):
         logm = log_scaled(m)
-        logm = logm - logm.min()  # non-negative, as RepLKNet's normalised log map
-        out[str(i)] = dict(
-            shape=list(m.shape),
-            nonzero_fraction=float((m > 0).mean()),
-            **{f'erf@{int(round(p * 100))}': erf_ratio(m, p) for p in fractions},
-            **{f'erf@{int(round(p * 100))}_log_map': erf_ratio(logm, p) for p in fractions})
+        logm = logm - logm.min()
+        entry = {'shape': list(m.shape),
+                 'area_above_1e-3_of_max': (float((m >= 1e-3 * m.max()).mean())
+                                            if m.max() > 0 else 0.0)}
+        entry.update({f'erf@{int(round(p * 100))}': erf_ratio(m, p) for p in fractions})
+        entry.update({f'erf@{int(round(p * 100))}_log_map': erf_ratio(logm, p)
+                      for p in fractions})
+        out[str(i)] = entry
     return out
 
 

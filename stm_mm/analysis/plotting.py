@@ -81,7 +81,7 @@ def plot_erf_grid(rows, path, floor=1e-3, dpi=100):
             if r == 0 or ratios:
                 ax.set_title(title, fontsize=8)
             if c == 0:
-                ax.set_ylabel(label, fontsize=9)
+                ax.set_ylabel(label.replace(' (', '\n('), fontsize=9)
     fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.02, pad=0.02,
                  label='gradient / max (log)')
     return _save(fig, path, dpi)
@@ -133,10 +133,13 @@ def plot_invariance(models, path, transforms=None, accuracy=False, dpi=100, titl
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    if handles:
-        fig.legend(handles, labels, loc='lower center', ncol=min(len(labels), 5),
-                   bbox_to_anchor=(0.5, -0.02 - 0.04 * ((len(labels) - 1) // 5)), frameon=False)
+    ncol = min(len(labels), 5 if len(transforms) > 2 else 3)
+    rows = -(-len(labels) // ncol) if labels else 0
+    legend_h = 0.25 * rows / (3.2 * nrows)  # inches of legend -> figure fraction
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.tight_layout(rect=(0, legend_h + 0.02, 1, 1))
+    if handles:
+        fig.legend(handles, labels, loc='lower center', ncol=ncol, bbox_to_anchor=(0.5, 0.0),
+                   frameon=False)
     return _save(fig, path, dpi)

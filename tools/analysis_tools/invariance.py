@@ -134,7 +134,8 @@ def main(argv=None):
                           num_images=args.num_images or None, factors=args.scales,
                           gt_score_thr=args.gt_score_thr, batch_size=args.batch_size or 1,
                           device=device, progress=progress, img_dir=args.img_dir)
-    print(f'[invariance] wrote {args.out_dir}/invariance_{args.mode}.{{json,csv,png}}')
+    if int(os.environ.get('RANK', '0')) == 0:
+        print(f'[invariance] wrote {args.out_dir}/invariance_{args.mode}.{{json,csv,png}}')
 
 
 if __name__ == '__main__':

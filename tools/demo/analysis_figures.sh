@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Regenerate the analysis figures of docs/figures/ (docs/analysis.md) from the five micro models
+# of the digits demo (make demo-cls STM=all): ERF of every stage side by side, and translation /
+# rotation invariance curves on the 360 held-out digits; plus detection scale invariance when
+# digit-scenes detectors and data exist (make demo-det).
+#
+#   tools/demo/analysis_figures.sh
+#
+# A missing classification checkpoint ($WORK_DIRS/cls_<stm>_micro.pth) falls back to the
+# initialised weights of that model, with a message, and its label in the figures ends in
+# "(init)". A missing detection checkpoint drops that detector from the scale curves.
+#
+# Environment: WORK_DIRS (checkpoints, default work_dirs/demo), OUT (default docs/figures),
+# ANALYSIS_DIR (full outputs, default work_dirs/analysis), PYTHON, THREADS (torch CPU threads,
+# default 1: fastest on a busy machine), ERF_SIZE (default 64), ERF_IMAGES (default 16),
+# INV_IMAGES (default 0 = all 360), DET_CKPT_FMT (printf pattern of the detector checkpoints,
+# default $WORK_DIRS/det_%s_micro.pth), DET_DATA (default data/digit_scenes/annotations/
+# instances_val.json), DET_IMAGES (default 30).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python; fi
+fi
+WORK_DIRS=${WORK_DIRS:-work_dirs/demo}
+OUT=${OUT:-docs/figures}
+ANALYSIS_DIR=${ANALYSIS_DIR:-work_dirs/analysis}
+THREADS=${THREADS:-1}
+ERF_SIZE=${ERF_SIZE:-64}
+ERF_IMAGES=${ERF_IMAGES:-16}
+INV_IMAGES=${INV_IMAGES:-0}
+DET_CKPT_FMT=${DET_CKPT_FMT:-$WORK_DIRS/det_%s_micro.pth}
+DET_DATA=${DET_DATA:-data/digit_scenes/annotations/instances_val.json}
+DET_IMAGES=${DET_IMAGES:-30}
+STMS="halo pvt swin dwconv dcnv3"
+
+name_of() {
+  case $1 in
+    halo) echo U-HaloNet ;; pvt) echo U-PVT ;; swin) echo U-Swin ;; dwconv) echo U-DWConv ;;
+    dcnv3) echo U-InternImage ;;
+  esac
+}
+
+# classification models: CONFIG:CHECKPOINT:LABEL
+cls_specs=()
+missing=0
+for stm in $STMS; do
+  config=configs/cls/digits/u_${stm}_micro_digits.py
+  ckpt=$WORK_DIRS/cls_${stm}_micro.pth
+  label="$(name_of "$stm")-micro"
+  if [ -f "$ckpt" ]; then
+    cls_specs+=("$config:$ckpt:$label")
+  else
+    echo "analysis_figures.sh: $ckpt not found (train it with: make demo-cls STM=$stm);" \
+         "using the initialised weights of $label, labelled '$label (init)'" >&2
+    cls_specs+=("$config:none:$label (init)")
+    missing=$((missing + 1))
+  fi
+done
+
+split_spec() {  # CONFIG:CHECKPOINT:LABEL -> the three parts in spec_cfg, spec_ckpt, spec_label
+  spec_cfg=${1%%:*}; local rest=${1#*:}
+  spec_ckpt=${rest%%:*}; spec_label=${rest#*:}
+}
+
+mkdir -p "$OUT" "$ANALYSIS_DIR"
+split_spec "${cls_specs[0]}"
+echo "== ERF of every stage (${ERF_IMAGES} digits at ${ERF_SIZE}x${ERF_SIZE}) -> $ANALYSIS_DIR/erf"
+"$PY" tools/analysis_tools/erf.py "$spec_cfg" "$spec_ckpt" --label "$spec_label" \
+    --compare "${cls_specs[@]:1}" --data digits --num-images "$ERF_IMAGES" \
+    --input-size "$ERF_SIZE" --out-dir "$ANALYSIS_DIR/erf" --threads "$THREADS"
+cp "$ANALYSIS_DIR/erf/erf_compare.png" "$ANALYSIS_DIR/erf/erf_compare.json" "$OUT/"
+
+echo "== translation / rotation invariance (held-out digits) -> $ANALYSIS_DIR/invariance"
+"$PY" tools/analysis_tools/invariance.py cls "$spec_cfg" "$spec_ckpt" --label "$spec_label" \
+    --compare "${cls_specs[@]:1}" --num-images "$INV_IMAGES" \
+    --out-dir "$ANALYSIS_DIR/invariance" --threads "$THREADS" --plot-accuracy
+cp "$ANALYSIS_DIR"/invariance/invariance_cls.{png,json,csv} "$OUT/"
+
+det_specs=()
+for stm in $STMS; do
+  # shellcheck disable=SC2059
+  ckpt=$(printf "$DET_CKPT_FMT" "$stm")
+  if [ -f "$ckpt" ]; then
+    det_specs+=("configs/det/digit_scenes/u_${stm}_micro_maskrcnn_digits.py:$ckpt:$(name_of "$stm")-micro")
+  fi
+done
+if [ ${#det_specs[@]} -gt 0 ] && [ -f "$DET_DATA" ]; then
+  split_spec "${det_specs[0]}"
+  echo "== detection scale invariance (${DET_IMAGES} digit scenes) -> $ANALYSIS_DIR/invariance"
+  "$PY" tools/analysis_tools/invariance.py det "$spec_cfg" "$spec_ckpt" --label "$spec_label" \
+      --compare "${det_specs[@]:1}" --data "$DET_DATA" --num-images "$DET_IMAGES" \
+      --out-dir "$ANALYSIS_DIR/invariance" --threads "$THREADS"
+  cp "$ANALYSIS_DIR"/invariance/invariance_det.{png,json,csv} "$OUT/"
+  "$PY" tools/analysis_tools/invariance.py plot "$OUT/invariance_cls.json" \
+      "$OUT/invariance_det.json" --out "$OUT/invariance_all.png"
+else
+  echo "analysis_figures.sh: no digit-scenes detector checkpoints ($(printf "$DET_CKPT_FMT" '<stm>'))" \
+       "or no $DET_DATA; skipping the detection scale curves (run make demo-det first)" >&2
+fi
+
+echo
+echo "== figures in $OUT:"
+ls -l "$OUT"
+if [ "$missing" -gt 0 ]; then
+  echo "analysis_figures.sh: $missing of 5 classification checkpoints were missing; their" \
+       "curves use initialised weights (labelled '(init)')" >&2
+fi
