@@ -1,0 +1,14 @@
+# Mask R-CNN (slim heads) with a micro U-halo backbone on digit scenes (make demo-det STM=halo).
+# Backbone from the classification digits demo (make demo-cls STM=halo); tools/demo/
+# det_digit_scenes.sh passes the cls2det output instead. Both load with prefix='backbone.'.
+_base_ = ['../../_base_/det/digit_scenes_maskrcnn.py']
+
+model = dict(
+    backbone=dict(
+        stm='halo',
+        arch='micro',
+        drop_path_rate=0.1,
+        init_cfg=dict(
+            type='Pretrained', checkpoint='work_dirs/demo/cls_halo_micro.pth',
+            prefix='backbone.')),
+    neck=dict(in_channels=[32, 64, 128, 256]))
