@@ -1,0 +1,489 @@
+"""Backbone transfer between classification and detection checkpoints (pure functions + file I/O).
+
+Classification -> detection (:func:`cls_to_det`, CLI ``tools/model_converters/cls2det.py``)
+    The detection backbone is the classification backbone without its stage norms: the authors'
+    detector normalises only the four returned maps with fresh LayerNorms (``out_norms.i`` here,
+    ``norm_placement='output'``) and discards the pretrained ``stage_norms``. Everything else is
+    copied unchanged, except position tables when the target model differs (Swin bias tables and
+    Halo relative tables are interpolated to a new window, PVT position tables to a new grid).
+    Classifier neck/head are dropped. The result is ``{'state_dict': {'backbone.<key>': ...},
+    'meta': ...}``, loadable with ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=
+    'backbone.')`` (only ``out_norms`` are then missing) or ``load_from`` (non-strict).
+
+Detection -> classification (:func:`det_to_cls`, ``cls2det.py --reverse``)
+    The detector's backbone as an mmpretrain classifier backbone, for analysis (ERF, invariance):
+    the ``out_norms`` are kept (build the classifier with ``norm_placement='output'``, which
+    reproduces the detector's stage-3 feature exactly) or renamed to ``stage_norms`` (the
+    classification layout; an approximation because stage norms sit on the main path).
+
+The authors' mmdet 2.x Mask R-CNN checkpoints (:func:`mmdet2_to_stm_mm`, CLI
+``tools/model_converters/mmdet2_to_stm_mm.py``)
+    Backbone keys go through :mod:`stm_mm.converters`; the FPN, RPN and RoI-head keys of Mask
+    R-CNN did not change between mmdet 2.x and 3.x (mmdet 3.x serves its 2.x Mask R-CNN weights
+    unchanged), so they are copied after a check that every key is one of them.
+
+Which weights of a classification checkpoint (:func:`classification_state_dict`):
+    * MMEngine checkpoint written with ``EMAHook``: ``EMAHook.before_save_checkpoint`` swaps the
+      averaged weights INTO ``state_dict`` and the raw training weights into ``ema_state_dict``
+      (keys ``module.<name>``). So ``state_dict`` already holds the EMA weights; the raw ones are
+      taken from ``ema_state_dict`` only when EMA is not wanted.
+    * The authors' checkpoint: ``model_ema`` (timm ``ModelEma``) when present and wanted, else
+      ``model``; their flat layout is converted with :func:`stm_mm.converters.official_to_stm_mm`.
+"""
+import copy
+import re
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+
+from .converters import _official_backbone_key, official_to_stm_mm, stm_mm_to_official
+
+BACKBONE = 'backbone.'
+STAGE_NORM_REASON = ('classification stage norm (on the main path); the detection backbone '
+                     "uses fresh out_norms on the returned maps instead (norm_placement='output')")
+OUT_NORM_REASON = 'fresh LayerNorm of the detection backbone (weight 1, bias 0)'
+
+
+def _log(message, logger='current'):
+    from mmengine.logging import print_log
+    print_log(message, logger=logger)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading checkpoints
+
+
+def load_checkpoint_file(path):
+    """``torch.load`` on the CPU; safe unpickling first, full unpickling as a logged fallback.
+
+    MMEngine checkpoints load safely (``stm_mm`` allow-lists their types); the authors' training
+    checkpoints pickle an ``argparse.Namespace`` (``args``) and need the fallback.
+    """
+    import pickle
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as err:
+        _log(f'{path}: not loadable with weights_only=True ({str(err).splitlines()[0]}); '
+             'loading it with full unpickling -- only do this for files you trust.')
+        return torch.load(path, map_location='cpu', weights_only=False)
+
+
+def _strip_module(state_dict):
+    return OrderedDict((k[7:] if k.startswith('module.') else k, v)
+                       for k, v in state_dict.items())
+
+
+def is_official_layout(state_dict):
+    """True for the authors' flat classification keys (``downsample_layers.*``, ``stages.i.j.*``)."""
+    return any(k.startswith('downsample_layers.') for k in state_dict)
+
+
+def classification_state_dict(checkpoint, use_ema=True):
+    """Pick the weights of a classification checkpoint; returns ``(state_dict, description)``.
+
+    ``state_dict`` is in stm_mm's ``ImageClassifier`` layout (``backbone.*``, ``neck.*``,
+    ``head.*``) whatever the source: MMEngine (with or without ``EMAHook``), the authors'
+    (``model``/``model_ema``, converted), or a bare state dict.
+    """
+    if not isinstance(checkpoint, dict):
+        raise TypeError(f'expected a checkpoint dict, got {type(checkpoint).__name__}')
+    if isinstance(checkpoint.get('state_dict'), dict):
+        if isinstance(checkpoint.get('ema_state_dict'), dict):
+            if use_ema:
+                state_dict = checkpoint['state_dict']
+                source = ('MMEngine checkpoint with EMA: `state_dict` (EMAHook swaps the EMA '
+                          'weights into it before saving)')
+            else:
+                state_dict = {k[7:]: v for k, v in checkpoint['ema_state_dict'].items()
+                              if k.startswith('module.')}
+                source = ('MMEngine checkpoint with EMA, raw (non-EMA) weights: '
+                          '`ema_state_dict` (EMAHook stores the raw weights there)')
+        else:
+            state_dict = checkpoint['state_dict']
+            source = 'MMEngine checkpoint: `state_dict` (no EMA in the file)'
+    elif isinstance(checkpoint.get('model'), dict) or isinstance(checkpoint.get('model_ema'),
+                                                                 dict):
+        if use_ema and isinstance(checkpoint.get('model_ema'), dict):
+            state_dict, source = checkpoint['model_ema'], "authors' checkpoint: `model_ema`"
+        else:
+            state_dict, source = checkpoint['model'], "authors' checkpoint: `model`"
+    else:
+        state_dict, source = checkpoint, 'bare state dict'
+    state_dict = _strip_module(state_dict)
+    if is_official_layout(state_dict):
+        state_dict = official_to_stm_mm(state_dict)
+        source += " (authors' key layout, converted with stm_mm.converters.official_to_stm_mm)"
+    return OrderedDict(state_dict), source
+
+
+# ---------------------------------------------------------------------------------------------
+# Resizing position tables
+
+
+def resize_swin_bias_table(table, window_size):
+    """``((2M-1)^2, heads)`` -> ``((2W-1)^2, heads)`` by bicubic interpolation (as timm/Swin)."""
+    side = int(round(table.shape[0]**0.5))
+    new_side = 2 * window_size - 1
+    grid = table.T.reshape(1, -1, side, side).float()
+    grid = F.interpolate(grid, size=(new_side, new_side), mode='bicubic', align_corners=False)
+    return grid.reshape(-1, new_side * new_side).T.contiguous().to(table.dtype)
+
+
+def resize_halo_rel_table(table, length):
+    """``(2w-1, d)`` -> ``(length, d)`` by linear interpolation, ``align_corners=True``."""
+    rows = table.T[None].float()  # (1, d, 2w-1)
+    rows = F.interpolate(rows, size=length, mode='linear', align_corners=True)
+    return rows[0].T.contiguous().to(table.dtype)
+
+
+def resize_pos_embed(pos, size):
+    """``(1, C, H0, W0)`` -> ``(1, C, H, W)``, bilinear, ``align_corners=True`` (as the model)."""
+    out = F.interpolate(pos.float(), size=tuple(size), mode='bilinear', align_corners=True)
+    return out.to(pos.dtype)
+
+
+def _resize_to(key, value, shape):
+    """Resize a position table to ``shape``; returns ``(tensor, how)`` or ``(None, why_not)``."""
+    if key.endswith('mixer.relative_position_bias_table') and value.shape[1] == shape[1]:
+        window = (int(round(shape[0]**0.5)) + 1) // 2
+        old_window = (int(round(value.shape[0]**0.5)) + 1) // 2
+        return (resize_swin_bias_table(value, window),
+                f'Swin window {old_window} -> {window} (bicubic)')
+    if re.search(r'mixer\.(height|width)_rel$', key) and value.shape[1] == shape[1]:
+        return (resize_halo_rel_table(value, shape[0]),
+                f'Halo window {(value.shape[0] + 1) // 2} -> {(shape[0] + 1) // 2} '
+                '(linear, align_corners=True)')
+    if key.endswith('pos_embed.weight') and value.shape[:2] == shape[:2]:
+        return (resize_pos_embed(value, shape[2:]),
+                f'PVT grid {tuple(value.shape[2:])} -> {tuple(shape[2:])} '
+                '(bilinear, align_corners=True)')
+    return None, 'shape differs and the tensor is not a resizable position table'
+
+
+# ---------------------------------------------------------------------------------------------
+# Classification <-> detection
+
+
+class TransferReport:
+    """What happened to every key: ``loaded``, ``resized``, ``renamed``, ``dropped``,
+    ``missing`` (a target key the source lacks)."""
+
+    def __init__(self):
+        self.records = []  # (action, source key, target key, reason)
+
+    def add(self, action, src, dst, reason=''):
+        self.records.append((action, src, dst, reason))
+
+    def keys(self, action):
+        return [r for r in self.records if r[0] == action]
+
+    def summary_lines(self):
+        lines = []
+        loaded = self.keys('loaded')
+        groups = OrderedDict()
+        for _, _, dst, _ in loaded:
+            parts = dst.split('.')
+            group = '.'.join(parts[:3] if parts[1] == 'stages' else parts[:2])
+            groups[group] = groups.get(group, 0) + 1
+        lines.append(f'loaded {len(loaded)} tensors unchanged: ' +
+                     ', '.join(f'{g} ({n})' for g, n in groups.items()))
+        for action in ('resized', 'renamed'):
+            for _, src, dst, reason in self.keys(action):
+                lines.append(f'{action} {src} -> {dst}: {reason}')
+        by_reason = OrderedDict()
+        for _, src, _, reason in self.keys('dropped'):
+            by_reason.setdefault(reason, []).append(src)
+        for reason, keys in by_reason.items():
+            lines.append(f'dropped {len(keys)}: {_short_list(keys)} -- {reason}')
+        by_reason = OrderedDict()
+        for _, _, dst, reason in self.keys('missing'):
+            by_reason.setdefault(reason, []).append(dst)
+        for reason, keys in by_reason.items():
+            lines.append(f'not in the source, left to the detector {len(keys)}: '
+                         f'{_short_list(keys)} -- {reason}')
+        return lines
+
+
+def _short_list(keys, limit=8):
+    shown = ', '.join(keys[:limit])
+    return shown + (f', ... (+{len(keys) - limit} more)' if len(keys) > limit else '')
+
+
+def cls_to_det(cls_state_dict, target_shapes=None):
+    """Classification state dict (stm_mm layout) -> detection backbone state dict.
+
+    Args:
+        cls_state_dict: ``backbone.*`` / ``neck.*`` / ``head.*`` keys (bare backbone keys are
+            accepted too).
+        target_shapes: optional ``{backbone-relative key: shape}`` of the detection backbone
+            (:func:`backbone_shapes`); position tables are resized to it and keys it lacks are
+            dropped. Without it every backbone tensor except the stage norms is kept as is.
+    Returns:
+        ``(state_dict with 'backbone.' keys, TransferReport)``.
+    """
+    report = TransferReport()
+    has_prefix = any(k.startswith(BACKBONE) for k in cls_state_dict)
+    out = OrderedDict()
+    for key, value in cls_state_dict.items():
+        if has_prefix and not key.startswith(BACKBONE):
+            report.add('dropped', key, None, 'classifier neck/head, not part of the detector')
+            continue
+        bkey = key[len(BACKBONE):] if has_prefix else key
+        if bkey.startswith('stage_norms.'):
+            report.add('dropped', key, None, STAGE_NORM_REASON)
+            continue
+        dst = BACKBONE + bkey
+        if target_shapes is not None:
+            if bkey not in target_shapes:
+                report.add('dropped', key, None, 'not a parameter of the target backbone')
+                continue
+            shape = tuple(target_shapes[bkey])
+            if tuple(value.shape) != shape:
+                resized, how = _resize_to(bkey, value, shape)
+                if resized is None:
+                    raise ValueError(f'{key}: source shape {tuple(value.shape)} vs target '
+                                     f'{shape}: {how}; is the config the same STM and scale?')
+                out[dst] = resized
+                report.add('resized', key, dst, how)
+                continue
+        out[dst] = value
+        report.add('loaded', key, dst)
+    if target_shapes is not None:
+        for bkey in target_shapes:
+            if BACKBONE + bkey not in out:
+                reason = OUT_NORM_REASON if bkey.startswith('out_norms.') else \
+                    'MISSING from the classification checkpoint'
+                report.add('missing', None, BACKBONE + bkey, reason)
+    return out, report
+
+
+def det_to_cls(det_state_dict, norms='output', head_state_dict=None):
+    """Detector (or detection backbone) state dict -> classifier state dict, for analysis.
+
+    Args:
+        norms: ``'output'`` keeps ``out_norms.3`` (the classifier must be built with
+            ``backbone.norm_placement='output'``; its feature then equals the detector's stage-3
+            output); ``'stage'`` renames ``out_norms.i`` to ``stage_norms.i`` (the classification
+            layout, loads into the stock configs, but stage norms act on the main path there).
+        head_state_dict: optional classifier state dict whose ``neck.*``/``head.*`` are copied.
+    Returns:
+        ``(state_dict, TransferReport)``.
+    """
+    if norms not in ('output', 'stage'):
+        raise ValueError(f"norms must be 'output' or 'stage', got {norms!r}")
+    report = TransferReport()
+    out = OrderedDict()
+    for key, value in det_state_dict.items():
+        if not key.startswith(BACKBONE):
+            report.add('dropped', key, None, 'detector neck/heads')
+            continue
+        m = re.match(r'^backbone\.out_norms\.(\d)\.(.*)$', key)
+        if m and norms == 'stage':
+            dst = f'backbone.stage_norms.{m.group(1)}.{m.group(2)}'
+            out[dst] = value
+            report.add('renamed', key, dst, 'out_norm as stage_norm (an approximation: a '
+                       'stage norm also feeds the next stage)')
+            continue
+        if m and m.group(1) != '3':
+            report.add('dropped', key, None,
+                       'out_norm of a map the classifier (out_indices=(3,)) does not return')
+            continue
+        out[key] = value
+        report.add('loaded', key, key)
+    if head_state_dict is not None:
+        for key, value in head_state_dict.items():
+            if key.startswith(('neck.', 'head.')):
+                out[key] = value
+                report.add('loaded', key, key)
+    return out, report
+
+
+def backbone_shapes(config, device='meta'):
+    """``{backbone key: shape}`` of the backbone a (detection or classification) config builds."""
+    from mmengine.config import Config
+
+    import stm_mm  # noqa: F401  (registers UnifiedBackbone)
+    from stm_mm.registry import MODELS
+    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    backbone_cfg = copy.deepcopy(cfg.model.backbone)
+    backbone_cfg.pop('init_cfg', None)
+    backbone_cfg.pop('_scope_', None)
+    with torch.device(device):
+        backbone = MODELS.build(backbone_cfg)
+    return OrderedDict((k, tuple(v.shape)) for k, v in backbone.state_dict().items())
+
+
+def transfer_cls_to_det(src, dst=None, config=None, use_ema=True, logger='current'):
+    """File-level classification -> detection transfer; returns the written checkpoint dict."""
+    checkpoint = load_checkpoint_file(src) if isinstance(src, str) else src
+    state_dict, source = classification_state_dict(checkpoint, use_ema=use_ema)
+    shapes = backbone_shapes(config) if config is not None else None
+    det_state_dict, report = cls_to_det(state_dict, shapes)
+    _log(f'cls2det: reading {src if isinstance(src, str) else "<dict>"}: {source}', logger)
+    for line in report.summary_lines():
+        _log(f'cls2det: {line}', logger)
+    missing = [r[2] for r in report.keys('missing') if not r[2].startswith('backbone.out_norms.')]
+    if missing:
+        raise KeyError(f'the classification checkpoint lacks {len(missing)} backbone keys of the '
+                       f'target: {_short_list(missing)}')
+    meta = dict(source=src if isinstance(src, str) else None, source_weights=source,
+                converter='stm_mm.transfer.cls_to_det',
+                note='backbone of a classification checkpoint for the detector; stage_norms '
+                'dropped, out_norms left to the detector (fresh LayerNorms)')
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get('meta'), dict):
+        meta['source_meta'] = {k: v for k, v in checkpoint['meta'].items()
+                               if isinstance(v, (str, int, float))}
+    result = dict(state_dict=det_state_dict, meta=meta)
+    if dst is not None:
+        torch.save(result, dst)
+        _log(f'cls2det: wrote {len(det_state_dict)} backbone tensors to {dst}', logger)
+    return result, report
+
+
+def transfer_det_to_cls(src, dst=None, norms='output', head_from=None, logger='current'):
+    """File-level detection -> classification transfer; returns the written checkpoint dict."""
+    checkpoint = load_checkpoint_file(src) if isinstance(src, str) else src
+    state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
+    state_dict = _strip_module(state_dict)
+    if any(k.startswith('backbone.downsample_layers.') for k in state_dict):
+        state_dict = mmdet2_to_stm_mm(state_dict)[0]
+    head = None
+    if head_from is not None:
+        head = classification_state_dict(
+            load_checkpoint_file(head_from) if isinstance(head_from, str) else head_from)[0]
+    cls_state_dict, report = det_to_cls(state_dict, norms=norms, head_state_dict=head)
+    for line in report.summary_lines():
+        _log(f'det2cls: {line}', logger)
+    if norms == 'output':
+        _log("det2cls: build the classifier with model.backbone.norm_placement='output' "
+             '(out_indices=(3,)) to load this checkpoint', logger)
+    if head is None:
+        _log('det2cls: no neck/head in the output (pass a classification checkpoint to copy '
+             'them); load it non-strictly or train a head', logger)
+    result = dict(state_dict=cls_state_dict,
+                  meta=dict(source=src if isinstance(src, str) else None, norms=norms,
+                            converter='stm_mm.transfer.det_to_cls'))
+    if dst is not None:
+        torch.save(result, dst)
+        _log(f'det2cls: wrote {len(cls_state_dict)} tensors to {dst}', logger)
+    return result, report
+
+
+# ---------------------------------------------------------------------------------------------
+# The authors' mmdet 2.x detectors
+
+# Mask R-CNN + FPN module names, identical in mmdet 2.x and 3.x.
+_DET_HEAD_KEYS = re.compile(
+    r'^(neck\.(lateral_convs|fpn_convs)\.\d+\.conv\.(weight|bias)'
+    r'|rpn_head\.rpn_(conv|cls|reg)\.(weight|bias)'
+    r'|roi_head\.bbox_head\.(shared_fcs\.\d+|fc_cls|fc_reg)\.(weight|bias)'
+    r'|roi_head\.mask_head\.(convs\.\d+\.conv|upsample|conv_logits)\.(weight|bias))$')
+
+
+def mmdet2_to_stm_mm(state_dict):
+    """The authors' mmdet 2.x Mask R-CNN state dict -> stm_mm's mmdet 3.x ``MaskRCNN`` keys.
+
+    Returns ``(state_dict, TransferReport)``. Unknown keys raise ``KeyError``.
+    """
+    report = TransferReport()
+    backbone = OrderedDict()
+    out = OrderedDict()
+    for key, value in _strip_module(state_dict).items():
+        if key.startswith(BACKBONE):
+            backbone[key[len(BACKBONE):]] = value
+        elif _DET_HEAD_KEYS.match(key):
+            out[key] = value
+            report.add('loaded', key, key)
+        else:
+            raise KeyError(f'Unrecognised key in the mmdet 2.x checkpoint: {key!r} (expected '
+                           'Mask R-CNN with FPN: backbone., neck., rpn_head., roi_head.)')
+    converted = OrderedDict()
+    for key, value in backbone.items():
+        new = _official_backbone_key(key)
+        if new is None:
+            report.add('dropped', BACKBONE + key, None,
+                       'derived from sizes (Swin relative_position_index / attn_mask)')
+            continue
+        if new.startswith('stage_norms.'):
+            report.add('dropped', BACKBONE + key, None, STAGE_NORM_REASON)
+            continue
+        one = official_to_stm_mm({key: value})
+        (new_key, new_value), = one.items()
+        converted[new_key] = new_value
+        report.add('loaded', BACKBONE + key, new_key)
+    converted.update(out)
+    return converted, report
+
+
+def stm_mm_to_mmdet2(state_dict, stm):
+    """Inverse of :func:`mmdet2_to_stm_mm`: stm_mm detector keys -> the authors' mmdet 2.x keys."""
+    out = OrderedDict()
+    backbone = OrderedDict((k, v) for k, v in state_dict.items() if k.startswith(BACKBONE))
+    for key, value in stm_mm_to_official(backbone, stm).items():
+        out[BACKBONE + key] = value
+    for key, value in state_dict.items():
+        if not key.startswith(BACKBONE):
+            out[key] = value
+    return out
+
+
+def convert_mmdet2_checkpoint(src, dst=None, logger='current'):
+    """File-level :func:`mmdet2_to_stm_mm`; keeps ``meta`` (``CLASSES`` -> ``dataset_meta``)."""
+    checkpoint = load_checkpoint_file(src) if isinstance(src, str) else src
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    converted, report = mmdet2_to_stm_mm(state_dict)
+    for line in report.summary_lines():
+        _log(f'mmdet2_to_stm_mm: {line}', logger)
+    meta = dict(converter='stm_mm.transfer.mmdet2_to_stm_mm',
+                source=src if isinstance(src, str) else None)
+    old_meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    if isinstance(old_meta, dict):
+        classes = old_meta.get('CLASSES')
+        if classes is not None:
+            meta['dataset_meta'] = dict(classes=tuple(classes))
+        for key in ('mmdet_version', 'epoch', 'iter'):
+            if key in old_meta:
+                meta[f'source_{key}'] = old_meta[key]
+    result = dict(state_dict=converted, meta=meta)
+    if dst is not None:
+        torch.save(result, dst)
+        _log(f'mmdet2_to_stm_mm: wrote {len(converted)} tensors to {dst}', logger)
+    return result, report
+
+
+def stm_from_official_keys(keys):
+    """Guess the STM of an authors' state dict from its block keys."""
+    keys = list(keys)
+    probes = [('halo', 'attn.pos_embed.height_rel'), ('swin', 'relative_position_bias_table'),
+              ('dcnv3', 'sampling_offsets'), ('dwconv', 'dw_input_proj'), ('pvt', 'attn.kv'),
+              ('halo', 'mixer.height_rel'), ('dcnv3', 'mixer.sampling_offsets'),
+              ('dwconv', 'mixer.input_proj'), ('pvt', 'mixer.kv')]
+    for stm, probe in probes:
+        if any(probe in k for k in keys):
+            return stm
+    raise ValueError('cannot tell the STM from the keys; pass it explicitly')
+
+
+# ---------------------------------------------------------------------------------------------
+# The authors' classification checkpoints (file level; key maps in stm_mm.converters)
+
+
+def official_checkpoint_to_stm_mm(checkpoint, use_ema=False):
+    """Authors' ``{'model': ..., ['model_ema': ...]}`` -> ``{'state_dict': ..., 'meta': ...}``."""
+    key = 'model_ema' if use_ema else 'model'
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get(key), dict):
+        found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise KeyError(f"expected the authors' checkpoint with a {key!r} entry, found {found}")
+    state_dict = _strip_module(checkpoint[key])
+    meta = dict(converter='stm_mm.converters.official_to_stm_mm', source_weights=key)
+    if 'epoch' in checkpoint and isinstance(checkpoint['epoch'], int):
+        meta['source_epoch'] = checkpoint['epoch']
+    return dict(state_dict=official_to_stm_mm(state_dict), meta=meta)
+
+
+def stm_mm_checkpoint_to_official(checkpoint, stm=None):
+    """stm_mm classifier checkpoint -> the authors' ``{'model': ...}`` layout."""
+    state_dict = classification_state_dict(checkpoint)[0]
+    stm = stm or stm_from_official_keys(state_dict)
+    return dict(model=stm_mm_to_official(state_dict, stm)), stm
