@@ -249,7 +249,7 @@ def load_model(config, checkpoint=None, device='cpu', all_stages=False, label=No
         if hasattr(model, 'init_weights'):
             _quiet_init(model)
     if checkpoint not in (None, '', 'none', 'None'):
-        ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
+        ckpt = torch.load(checkpoint, map_location='cpu')  # weights_only (stm_mm allow-list)
         state = extract_state_dict(ckpt)
         if kind == 'backbone' and any(k.startswith('backbone.') for k in state):
             state = {k[9:]: v for k, v in state.items() if k.startswith('backbone.')}

@@ -514,27 +514,37 @@ def scaled_test_pipeline(pipeline, factor):
 
 class MMDetScalePredictor:
     """``predict(image_paths, factor)`` for a loaded mmdet detector (see
-    :func:`scaled_test_pipeline`); boxes come back in original-image coordinates."""
+    :func:`scaled_test_pipeline`); boxes come back in original-image coordinates. The
+    transforms are built from mmdet's registry directly, so MMEngine's default scope is left
+    as it was."""
 
     def __init__(self, loaded):
         from mmdet.utils import register_all_modules
-        register_all_modules(init_default_scope=True)
+        register_all_modules(init_default_scope=False)
         self.loaded = loaded
         cfg = loaded.cfg
         pipeline = cfg.get('test_pipeline') or cfg.test_dataloader.dataset.pipeline
         self.pipeline = [dict(s) for s in pipeline]
         self._cache = {}
 
-    def _compose(self, factor):
+    def _transforms(self, factor):
         if factor not in self._cache:
-            from mmcv.transforms import Compose
-            self._cache[factor] = Compose(scaled_test_pipeline(self.pipeline, factor))
+            from mmdet.registry import TRANSFORMS
+            self._cache[factor] = [TRANSFORMS.build(s)
+                                   for s in scaled_test_pipeline(self.pipeline, factor)]
         return self._cache[factor]
+
+    def _prepare(self, path, index, factor):
+        data = dict(img_path=path, img_id=index)
+        for t in self._transforms(factor):
+            data = t(data)
+            if data is None:
+                raise RuntimeError(f'the test pipeline dropped {path!r}')
+        return data
 
     def __call__(self, paths, factor):
         from mmengine.dataset import pseudo_collate
-        pipe = self._compose(factor)
-        data = pseudo_collate([pipe(dict(img_path=p, img_id=k)) for k, p in enumerate(paths)])
+        data = pseudo_collate([self._prepare(p, k, factor) for k, p in enumerate(paths)])
         samples = self.loaded.model.test_step(data)
         out = []
         for s in samples:
