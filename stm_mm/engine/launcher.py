@@ -6,16 +6,20 @@ Runner sees it, and DDP is told not to pin devices. With a GPU, MMEngine's launc
 """
 import os
 import os.path as osp
+import re
 
 import torch
 import torch.distributed as dist
 
 
 def apply_cli_options(cfg, work_dir=None, resume=None, load_from=None, amp=False,
-                      auto_scale_lr=False, no_validate=False, launcher='none', cfg_options=None):
+                      auto_scale_lr=False, no_validate=False, launcher='none', cfg_options=None,
+                      skip_invalid=False, non_strict_load=False):
     """Apply the usual mmpretrain/mmdet command-line flags to a loaded ``Config``.
 
     ``resume`` is ``None`` (no resume), ``'auto'`` (latest checkpoint in the work dir) or a path.
+    ``skip_invalid`` / ``non_strict_load`` set ``reliability.skip_invalid`` /
+    ``reliability.strict_load=False`` (see :mod:`stm_mm.engine.runner`).
     """
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -50,7 +54,79 @@ def apply_cli_options(cfg, work_dir=None, resume=None, load_from=None, amp=False
         cfg.auto_scale_lr.enable = True
     if no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if skip_invalid or non_strict_load:
+        reliability = dict(cfg.get('reliability') or {})
+        if skip_invalid:
+            reliability['skip_invalid'] = True
+        if non_strict_load:
+            reliability['strict_load'] = False
+        cfg.reliability = reliability
     return cfg
+
+
+def _env_int(name, env):
+    value = env.get(name)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise LaunchError(f'{name}={value!r} in the environment is not an integer; fix: start '
+                          'the job with torchrun / tools/dist_train.sh') from None
+
+
+class LaunchError(RuntimeError):
+    """The process environment does not describe a consistent distributed job."""
+
+    exit_code = 2
+
+
+def check_launch_env(launcher, env=None):
+    """Raise :class:`LaunchError` for an inconsistent distributed launch, before any
+    process group is created (a wrong one hangs in ``init_process_group`` instead).
+
+    * ``--launcher none`` with ``WORLD_SIZE`` > 1: every process would train the whole job
+      and overwrite the same checkpoints;
+    * ``pytorch``: ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` / ``LOCAL_WORLD_SIZE`` must be
+      integers with ``0 <= RANK < WORLD_SIZE``, ``0 <= LOCAL_RANK < LOCAL_WORLD_SIZE <=
+      WORLD_SIZE`` and, with GPUs, ``LOCAL_RANK`` < the number of visible GPUs;
+    * ``slurm``: ``SLURM_PROCID`` < ``SLURM_NTASKS``.
+    """
+    env = os.environ if env is None else env
+    world = _env_int('WORLD_SIZE', env)
+    if launcher == 'none':
+        if world is not None and world > 1:
+            raise LaunchError(f'WORLD_SIZE={world} in the environment but --launcher none: each '
+                              'process would train the whole job and overwrite the same '
+                              'checkpoints; fix: add --launcher pytorch (or use '
+                              'tools/dist_train.sh)')
+        return
+    if launcher == 'pytorch':
+        rank, local_rank = _env_int('RANK', env), _env_int('LOCAL_RANK', env)
+        local_world = _env_int('LOCAL_WORLD_SIZE', env)
+        if world is not None and world < 1:
+            raise LaunchError(f'WORLD_SIZE={world} must be >= 1; fix: start the job with '
+                              'torchrun --nproc-per-node N')
+        if world is not None and rank is not None and not 0 <= rank < world:
+            raise LaunchError(f'RANK={rank} is not in 0..WORLD_SIZE-1 (WORLD_SIZE={world}): the '
+                              'job would wait forever for missing ranks; fix: make WORLD_SIZE '
+                              'the total number of processes (nnodes x nproc-per-node)')
+        if local_world is not None and world is not None and local_world > world:
+            raise LaunchError(f'LOCAL_WORLD_SIZE={local_world} (processes on this node) exceeds '
+                              f'WORLD_SIZE={world}; fix: WORLD_SIZE must count every process '
+                              'of the job')
+        if local_rank is not None and local_world is not None and not \
+                0 <= local_rank < local_world:
+            raise LaunchError(f'LOCAL_RANK={local_rank} is not in 0..LOCAL_WORLD_SIZE-1 '
+                              f'(LOCAL_WORLD_SIZE={local_world}); fix: let torchrun set them')
+        if local_rank is not None and torch.cuda.is_available() and \
+                local_rank >= torch.cuda.device_count():
+            raise LaunchError(f'LOCAL_RANK={local_rank} but only {torch.cuda.device_count()} '
+                              'GPU(s) are visible; fix: --nproc-per-node at most the GPU count')
+    elif launcher == 'slurm':
+        procid, ntasks = _env_int('SLURM_PROCID', env), _env_int('SLURM_NTASKS', env)
+        if procid is not None and ntasks is not None and not 0 <= procid < ntasks:
+            raise LaunchError(f'SLURM_PROCID={procid} is not below SLURM_NTASKS={ntasks}')
 
 
 def init_distributed(cfg):
@@ -58,6 +134,7 @@ def init_distributed(cfg):
 
     On the CPU: gloo backend, DDP without ``device_ids``. Returns True when distributed.
     """
+    check_launch_env(cfg.launcher)
     if cfg.launcher == 'none':
         return False
     if torch.cuda.is_available():
@@ -77,17 +154,49 @@ def init_distributed(cfg):
     return True
 
 
-def finish_distributed():
-    """Tear the process group down cleanly (gloo aborts the interpreter otherwise)."""
+def finish_distributed(barrier=True):
+    """Tear the process group down cleanly (gloo aborts the interpreter otherwise).
+
+    ``barrier=False`` after an error: other ranks may never reach the barrier.
+    """
     if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+        if barrier:
+            dist.barrier()
         dist.destroy_process_group()
 
 
 def build_runner(cfg):
-    """The Runner named by the config (``runner_type``) or MMEngine's default one."""
+    """The Runner named by the config (``runner_type``), else :class:`ReliableRunner`
+    (MMEngine's Runner with atomic checkpoints, safe auto-resume, input checks, finite-loss
+    guard; see :mod:`stm_mm.engine.runner`)."""
     from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
+
+    from .runner import ReliableRunner
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+    return ReliableRunner.from_cfg(cfg)
+
+
+_REGISTRY_PREFIX = re.compile(r'^(class `[^`]+` in [^:]+: )+')
+
+
+def format_error(exc):
+    """The message of ``exc`` for a one-line CLI report: registry wrappers ("class `X` in
+    path: ...") and KeyError quoting removed, exception type kept for unexpected errors."""
+    from .runner import ReliabilityError
+    text = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], str) else str(exc)
+    for _ in range(5):  # nested wrappers quote the inner message once per level
+        stripped = _REGISTRY_PREFIX.sub('', text).strip()
+        if len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in '"\'':
+            stripped = stripped[1:-1]
+        if stripped == text:
+            break
+        text = stripped
+    known = isinstance(exc, (ReliabilityError, LaunchError, ValueError, KeyError,
+                             FileNotFoundError, TypeError))
+    return text if known else f'{type(exc).__name__}: {text}'
+
+
+def exit_code_of(exc):
+    """2 for bad input (config, data, checkpoint, launch), 3 for a stopped run (NaN loss)."""
+    return getattr(exc, 'exit_code', 2)

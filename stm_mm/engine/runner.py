@@ -1,0 +1,609 @@
+"""``ReliableRunner``: MMEngine's Runner made safe against crashes and bad input.
+
+What it changes (``build_runner`` selects it for every config that names no ``runner_type``):
+
+Checkpoints
+    * written atomically: temporary file in the same folder, flush + fsync, rename; the
+      ``last_checkpoint`` pointer is replaced the same way and old checkpoints are deleted only
+      after the new one is complete (:class:`~stm_mm.engine.hooks.ReliableCheckpointHook`
+      replaces ``CheckpointHook``);
+    * a checkpoint is never written while any weight is NaN/Inf;
+    * the RNG states (python, numpy, torch, CUDA) are stored in ``meta['rng_state']`` and
+      restored on resume at the point where the uninterrupted run was, so that an interrupted and
+      resumed run ends with the same weights (seeded, deterministic runs).
+Resume
+    * auto-resume (``--resume``) tries the pointer's file first and falls back to the newest
+      loadable checkpoint, logging every file it skips (truncated, corrupt, wrong content);
+    * a config without a seed resumes with the checkpoint's seed, so data order is unchanged;
+    * an unreadable checkpoint is reported as one message naming the file.
+Bad input, before training
+    * ``load_from`` / resume: the checkpoint must fit the model (missing, unexpected and
+      mis-shaped keys listed; opt out with ``reliability=dict(strict_load=False)``);
+      ``init_cfg=dict(type='Pretrained')``: readable file, no mis-shaped tensor, some overlap;
+    * datasets: COCO json / image-folder checks of :mod:`stm_mm.datasets.validation`, optionally
+      dropping bad annotations (``reliability=dict(skip_invalid=True)``, ``--skip-invalid``);
+    * input sizes: the model runs once on an empty batch of each pipeline's output size;
+* a NaN/Inf loss stops training (:class:`~stm_mm.engine.hooks.FiniteLossHook`).
+
+Options: ``reliability = dict(...)`` in the config, keys of :data:`DEFAULT_OPTIONS`.
+"""
+import copy
+import os.path as osp
+import random
+import re
+
+import numpy as np
+import torch
+from mmengine.hooks import CheckpointHook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
+
+from ..converters import check_state_dict_fits
+from .hooks import (FiniteLossHook, NonFiniteLossError, ReliableCheckpointHook,
+                    atomic_write, checkpoint_sort_key)
+
+DEFAULT_OPTIONS = dict(
+    strict_load=True,        # load_from / resume: the checkpoint must fit the model exactly
+    skip_invalid=False,      # drop invalid annotations (cleaned json in the work dir)
+    check_data=True,         # validate datasets before training / testing
+    check_input_size=True,   # probe the model with each pipeline's output size
+    finite_loss=True,        # inject FiniteLossHook
+    save_rng_state=True,     # store and restore RNG states for exact resumes
+)
+
+
+class ReliabilityError(RuntimeError):
+    """A problem the user can fix; the message says what and how. ``exit_code`` for CLIs."""
+
+    exit_code = 2
+
+
+class CheckpointError(ReliabilityError):
+    pass
+
+
+class InputSizeError(ReliabilityError):
+    pass
+
+
+def reliability_options(cfg):
+    """``DEFAULT_OPTIONS`` updated with the config's ``reliability`` dict (unknown keys fail)."""
+    opts = dict(DEFAULT_OPTIONS)
+    given = (cfg or {}).get('reliability') if cfg is not None else None
+    if given:
+        unknown = sorted(set(given) - set(DEFAULT_OPTIONS))
+        if unknown:
+            raise ReliabilityError(f'unknown reliability option(s) {unknown}; valid: '
+                                   f'{", ".join(DEFAULT_OPTIONS)}')
+        opts.update(given)
+    return opts
+
+
+def _first_line(text, limit=300):
+    text = str(text).strip().splitlines()[0] if str(text).strip() else ''
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
+def describe_load_failure(filename, exc):
+    """One readable sentence for a checkpoint that ``torch.load`` rejected."""
+    try:
+        size = f'{osp.getsize(filename)} bytes'
+    except OSError:
+        size = 'size unknown'
+    msg = str(exc)
+    if 'Unsupported global' in msg or 'Weights only load failed' in msg:
+        m = re.search(r'Unsupported global: GLOBAL ([\w.]+)', msg)
+        what = f' ({m.group(1)})' if m else ''
+        return (f'checkpoint {filename} holds Python objects that are not allow-listed for '
+                f'safe loading{what}; fix: re-save only tensors (e.g. tools/model_converters) or '
+                'load a checkpoint written by MMEngine/stm_mm')
+    return (f'checkpoint {filename} cannot be read ({size}): it is truncated or corrupt '
+            f'[{type(exc).__name__}: {_first_line(msg, 160)}]; fix: resume from an earlier '
+            'checkpoint (--resume without a path picks the newest complete one) or download/'
+            'copy the file again')
+
+
+def read_checkpoint(filename, map_location='cpu'):
+    """``mmengine``'s ``_load_checkpoint`` with :class:`CheckpointError` for unreadable files."""
+    if '://' not in str(filename) and not osp.isfile(filename):
+        raise CheckpointError(f'checkpoint file not found: {filename}; fix: check the path '
+                              '(load_from / --resume / init_cfg checkpoint)')
+    try:
+        return _load_checkpoint(filename, map_location=map_location)
+    except CheckpointError:
+        raise
+    except Exception as e:  # truncated zip, unpickling errors, EOF, ...
+        raise CheckpointError(describe_load_failure(filename, e)) from e
+
+
+def state_dict_of(checkpoint, revise_keys=((r'^module.', ''), )):
+    """The weights in a checkpoint, keys revised the way ``_load_checkpoint_to_model`` does."""
+    sd = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else checkpoint
+    sd = {k: v for k, v in sd.items() if k != '_metadata'}
+    for pattern, repl in revise_keys:
+        sd = {re.sub(pattern, repl, k): v for k, v in sd.items()}
+    return sd
+
+
+def _rng_state():
+    py = random.getstate()
+    npst = np.random.get_state()
+    state = dict(
+        python=[py[0], list(py[1]), py[2]],
+        numpy=[npst[0], npst[1].tolist(), int(npst[2]), int(npst[3]), float(npst[4])],
+        torch=torch.get_rng_state(),
+    )
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state):
+    py = state['python']
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state['numpy']
+    np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), n[2], n[3], n[4]))
+    torch.set_rng_state(state['torch'])
+    if 'cuda' in state and torch.cuda.is_available():
+        try:
+            torch.cuda.set_rng_state_all(state['cuda'])
+        except Exception:
+            pass
+
+
+class _RestoreRngAfter:
+    """Iterator proxy: after ``n`` items (the batches a resumed IterBasedTrainLoop skips), put
+    the RNG back to the state saved with the checkpoint."""
+
+    def __init__(self, iterator, n, state):
+        self._iterator, self._left, self._state = iterator, n, state
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = next(self._iterator)
+        if self._state is not None:
+            self._left -= 1
+            if self._left <= 0:
+                _set_rng_state(self._state)
+                self._state = None
+        return item
+
+    def __getattr__(self, name):
+        return getattr(self._iterator, name)
+
+
+def _is_local(path):
+    return isinstance(path, str) and '://' not in path
+
+
+def _peek_seed(path):
+    """The seed stored in a checkpoint's meta, reading as little as possible (None if unknown)."""
+    try:
+        ckpt = torch.load(path, map_location='cpu', mmap=True, weights_only=True)
+        return ckpt.get('meta', {}).get('seed')
+    except Exception:
+        return None
+
+
+# ----------------------------------------------------------------------------- input sizes
+_SIZE_KEYS = {
+    'RandomResizedCrop': 'scale', 'RandomResizedCropAndInterpolation': 'size',
+    'CenterCrop': 'crop_size', 'RandomCrop': 'crop_size', 'Resize': 'scale',
+    'ResizeEdge': 'scale', 'FixScaleResize': 'scale', 'RandomChoiceResize': None,
+}
+
+
+def pipeline_output_size(pipeline):
+    """``(H, W)`` of the images a pipeline produces, from its last sizing transform, or None."""
+    size = None
+    for t in pipeline or []:
+        if not isinstance(t, dict):
+            continue
+        name = str(t.get('type', '')).split('.')[-1]
+        key = _SIZE_KEYS.get(name)
+        if key is None or t.get(key) is None:
+            continue
+        value = t[key]
+        if isinstance(value, (int, float)):
+            size = (int(value), int(value))
+        elif isinstance(value, (list, tuple)) and len(value) == 2 and all(
+                isinstance(v, (int, float)) for v in value):
+            size = (int(value[1]), int(value[0]))  # (w, h) -> (H, W)
+    return size
+
+
+def _pipelines(dataloader_cfg):
+    from stm_mm.datasets.validation import iter_datasets
+    if not isinstance(dataloader_cfg, dict):
+        return []
+    return [ds.get('pipeline') for ds in iter_datasets(dataloader_cfg.get('dataset'))]
+
+
+@RUNNERS.register_module()
+class ReliableRunner(Runner):
+    """See the module docstring. A drop-in replacement of ``mmengine.runner.Runner``."""
+
+    def __init__(self, *args, **kwargs):
+        self._reliability = reliability_options(kwargs.get('cfg'))
+        self._ckpt_cache = None     # (path, checkpoint) verified by the auto-resume lookup
+        self._fit_check = False     # the next load_checkpoint must fit the model exactly
+        self._loaded_meta = None
+        super().__init__(*args, **kwargs)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_cfg(cls, cfg):
+        cfg = copy.deepcopy(cfg)
+        reliability_options(cfg)  # unknown option names fail before anything is built
+        randomness = cfg.get('randomness') or {}
+        if cfg.get('resume') and randomness.get('seed') is None:
+            # without a seed, a resumed run would draw a new one and shuffle the data in another
+            # order; use the seed the checkpoint was trained with (Runner.resume does this too,
+            # but only after the dataloaders exist)
+            path = cfg.get('load_from') or cls._pointer_target(cfg.get('work_dir'))
+            seed = _peek_seed(path) if path and _is_local(path) and osp.isfile(path) else None
+            if seed is not None:
+                cfg.randomness = dict(randomness, seed=seed)
+        return super().from_cfg(cfg)
+
+    def register_default_hooks(self, hooks=None):
+        hooks = dict(hooks) if hooks is not None else {}
+        ckpt = hooks.get('checkpoint', dict(type='CheckpointHook', interval=1))
+        if isinstance(ckpt, dict) and ckpt.get('type') in ('CheckpointHook',
+                                                           'mmengine.CheckpointHook',
+                                                           CheckpointHook):
+            ckpt = dict(ckpt, type=ReliableCheckpointHook)
+            hooks['checkpoint'] = ckpt
+        super().register_default_hooks(hooks)
+
+    def register_custom_hooks(self, hooks):
+        super().register_custom_hooks(hooks)
+        if self._reliability['finite_loss'] and not any(
+                isinstance(h, FiniteLossHook) for h in self._hooks):
+            self.register_hook(FiniteLossHook())
+
+    # ------------------------------------------------------------------ entry points
+    def train(self):
+        self._preflight(('train', 'val'))
+        if self._reliability['check_input_size']:
+            self._check_input_sizes(('train', 'val'))
+        self._check_pretrained_inits()
+        return super().train()
+
+    def val(self):
+        self._preflight(('val', ))
+        return super().val()
+
+    def test(self):
+        self._preflight(('test', ))
+        return super().test()
+
+    def build_val_loop(self, loop):
+        """The val loop, run with the RNG states saved before and restored after it.
+
+        Validation draws random numbers (every ``iter(DataLoader)`` takes a base seed from
+        torch's global RNG). Without the isolation the training after a validation would depend
+        on it, and a run resumed from the checkpoint written just before that validation would
+        diverge from the uninterrupted one.
+        """
+        loop = super().build_val_loop(loop)
+        if self._reliability['save_rng_state'] and not getattr(loop, '_rng_isolated', False):
+            run = loop.run
+
+            def run_isolated(*args, **kwargs):
+                state = _rng_state()
+                try:
+                    return run(*args, **kwargs)
+                finally:
+                    _set_rng_state(state)
+
+            loop.run = run_isolated
+            loop._rng_isolated = True
+        return loop
+
+    # ------------------------------------------------------------------ data checks
+    def _preflight(self, splits):
+        if not self._reliability['check_data']:
+            return
+        from stm_mm.datasets.validation import validate_dataset_cfg
+        for split in splits:
+            loader = getattr(self, f'_{split}_dataloader', None)
+            if not isinstance(loader, dict) or not isinstance(loader.get('dataset'), dict):
+                continue
+            if split == 'val' and self._val_loop is None:
+                continue
+            replaced = validate_dataset_cfg(
+                loader['dataset'], split, skip_invalid=self._reliability['skip_invalid'],
+                work_dir=self.work_dir, logger=self.logger)
+            if replaced:
+                self._redirect_evaluator(split, replaced)
+
+    def _redirect_evaluator(self, split, replaced):
+        evaluator = getattr(self, f'_{split}_evaluator', None)
+        if isinstance(evaluator, dict) and 'metrics' in evaluator:
+            evaluator = evaluator['metrics']
+        items = evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]
+        for item in items:
+            if isinstance(item, dict) and isinstance(item.get('ann_file'), str):
+                new = replaced.get(osp.abspath(item['ann_file']))
+                if new:
+                    item['ann_file'] = new
+                    self.logger.warning(f'{split} evaluator reads the cleaned {new}')
+
+    # ------------------------------------------------------------------ input sizes
+    def _check_input_sizes(self, splits):
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        probe = getattr(model, 'extract_feat', None) or getattr(model, 'backbone', None)
+        if probe is None:
+            return
+        in_ch = getattr(getattr(model, 'backbone', None), 'in_channels', 3)
+        if not isinstance(in_ch, int):
+            in_ch = 3
+        sizes = {}
+        for split in splits:
+            if split == 'val' and self._val_loop is None:
+                continue
+            for pipeline in _pipelines(getattr(self, f'_{split}_dataloader', None)):
+                size = pipeline_output_size(pipeline)
+                if size and max(size) <= 384:  # the failures are small inputs
+                    sizes.setdefault(size, split)
+        if not sizes:
+            return
+        was_training = model.training
+        model.eval()
+        try:
+            for (h, w), split in sizes.items():
+                err = self._probe(probe, in_ch, h, w)
+                if err is None:
+                    continue
+                fits = next((s for s in (32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384)
+                             if s >= min(h, w) and self._probe(probe, in_ch, s, s) is None),
+                            None)
+                hint = (f'make the pipeline produce at least {fits}x{fits} images' if fits
+                        else 'change the pipeline\'s output size or the model')
+                raise InputSizeError(
+                    f'the model cannot take the {h}x{w} images the {split} pipeline produces '
+                    f'[{type(err).__name__}: {_first_line(err, 160)}]; fix: {hint}')
+        finally:
+            model.train(was_training)
+
+    @staticmethod
+    def _probe(fn, in_ch, h, w):
+        try:
+            with torch.no_grad():
+                fn(torch.zeros(1, in_ch, h, w))
+            return None
+        except Exception as e:  # noqa: B902 - any failure is the answer
+            return e
+
+    # ------------------------------------------------------------------ pretrained init
+    def _check_pretrained_inits(self):
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        for name, module in model.named_modules():
+            init_cfg = getattr(module, 'init_cfg', None)
+            for cfg in (init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]):
+                if not isinstance(cfg, dict) or cfg.get('type') != 'Pretrained':
+                    continue
+                path = cfg.get('checkpoint')
+                if not _is_local(path):  # URLs, torchvision://, open-mmlab://: not checked
+                    continue
+                self._check_pretrained(name or type(module).__name__, module, path,
+                                       cfg.get('prefix'))
+
+    def _check_pretrained(self, name, module, path, prefix):
+        where = f'init_cfg Pretrained of {name}'
+        try:
+            ckpt = read_checkpoint(path)
+        except CheckpointError as e:
+            raise CheckpointError(f'{where}: {e}') from None
+        sd = state_dict_of(ckpt)
+        if prefix:
+            prefix = prefix if prefix.endswith('.') else prefix + '.'
+            sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+        own = module.state_dict()
+        missing = sorted(set(own) - set(sd))
+        unexpected = sorted(set(sd) - set(own))
+        misshaped = sorted(f'{k}: {tuple(sd[k].shape)} vs {tuple(own[k].shape)}'
+                           for k in set(own) & set(sd)
+                           if hasattr(sd[k], 'shape') and tuple(sd[k].shape) != tuple(own[k].shape))
+        fix = ('fix: use the checkpoint of the matching model (stm, arch), the right prefix, '
+               'or set reliability=dict(strict_load=False)')
+        if self._reliability['strict_load'] and (misshaped or not set(own) & set(sd)):
+            what = (f'{len(misshaped)} mis-shaped tensor(s): {", ".join(misshaped[:5])}'
+                    if misshaped else
+                    f'no key in common (prefix {prefix!r}; the module has {len(own)} keys)')
+            raise CheckpointError(f'{where}: {path} does not fit: {what}; {fix}')
+        if missing or unexpected or misshaped:
+            self.logger.warning(
+                f'{where}: {path} loads {len(set(own) & set(sd)) - len(misshaped)}/{len(own)} '
+                f'tensors; missing {len(missing)} {missing[:5]}, unexpected {len(unexpected)} '
+                f'{unexpected[:5]}, mis-shaped {len(misshaped)} {misshaped[:5]}')
+
+    # ------------------------------------------------------------------ checkpoints: load
+    @staticmethod
+    def _pointer_target(work_dir):
+        if not work_dir:
+            return None
+        pointer = osp.join(work_dir, 'last_checkpoint')
+        try:
+            with open(pointer) as f:
+                target = f.read().strip()
+        except OSError:
+            return None
+        if target and not osp.exists(target):
+            moved = osp.join(work_dir, osp.basename(target))
+            if osp.exists(moved):  # the work dir was moved or copied
+                target = moved
+        return target or None
+
+    def _checkpoint_dirs(self):
+        dirs = [self.work_dir]
+        for hook in self._hooks:
+            out = getattr(hook, 'out_dir', None)
+            if isinstance(hook, CheckpointHook) and isinstance(out, str) and _is_local(out):
+                if out != self.work_dir:
+                    dirs.append(osp.join(out, osp.basename(self.work_dir.rstrip('/'))))
+        return dirs
+
+    def find_resumable_checkpoint(self):
+        """The checkpoint auto-resume uses: the ``last_checkpoint`` pointer's file if it loads,
+        else the newest loadable ``*.pth`` (``best_*`` excluded: they lack optimizer state).
+
+        Every skipped file is logged. Returns None when there is no checkpoint at all; raises
+        :class:`CheckpointError` when there are checkpoints but none loads.
+        """
+        pointer = self._pointer_target(self.work_dir)
+        found = []
+        for d in self._checkpoint_dirs():
+            if osp.isdir(d):
+                import glob
+                found += [p for p in glob.glob(osp.join(d, '*.pth'))
+                          if not osp.basename(p).startswith('best_') and osp.isfile(p)]
+        found.sort(key=checkpoint_sort_key, reverse=True)
+        candidates = ([pointer] if pointer else []) + [
+            p for p in found if not pointer or osp.abspath(p) != osp.abspath(pointer)]
+        if osp.exists(osp.join(self.work_dir, 'last_checkpoint')) and not pointer:
+            self.logger.warning('last_checkpoint is empty (interrupted write?); looking for '
+                                'the newest loadable checkpoint')
+        rejected = []
+        for path in candidates:
+            try:
+                ckpt = read_checkpoint(path, map_location='cpu')
+                if not isinstance(ckpt, dict) or 'meta' not in ckpt or 'state_dict' not in ckpt:
+                    raise CheckpointError(f'checkpoint {path} has no meta/state_dict: not a '
+                                          'training checkpoint')
+            except CheckpointError as e:
+                rejected.append(path)
+                self.logger.warning(f'Auto-resume skips {path}: {_first_line(e)}')
+                continue
+            if rejected:
+                self.logger.warning(f'Auto-resume falls back to {path} (the newest loadable '
+                                    f'checkpoint; skipped: {", ".join(rejected)})')
+            self._ckpt_cache = (path, ckpt)
+            return path
+        if rejected:
+            raise CheckpointError(
+                f'no loadable checkpoint in {self.work_dir} to resume from (all '
+                f'{len(rejected)} are truncated or corrupt: {", ".join(rejected)}); fix: '
+                'restore a checkpoint or start without --resume')
+        return None
+
+    def load_or_resume(self):
+        if self._has_loaded:
+            return None
+        if self._resume and self._load_from is None:
+            path = self.find_resumable_checkpoint()
+            if path is None:
+                self.logger.warning(f'--resume: no checkpoint in {self.work_dir}; training '
+                                    'starts from scratch')
+            else:
+                self.logger.info(f'Auto resumed from the latest checkpoint {path}.')
+                self.resume(path)
+                self._has_loaded = True
+        elif self._resume:
+            self.resume(self._load_from)
+            self._has_loaded = True
+        elif self._load_from is not None:
+            self._fit_check = self._reliability['strict_load']
+            try:
+                self.load_checkpoint(self._load_from)
+            finally:
+                self._fit_check = False
+            self._has_loaded = True
+
+    def load_checkpoint(self, filename, map_location='cpu', strict=False,
+                        revise_keys=[(r'^module.', '')]):
+        if self._ckpt_cache is not None and self._ckpt_cache[0] == filename:
+            checkpoint = self._ckpt_cache[1]
+            self._ckpt_cache = None
+        else:
+            checkpoint = read_checkpoint(filename, map_location=map_location)
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        if self._fit_check:
+            try:
+                check_state_dict_fits(model, state_dict_of(checkpoint, revise_keys))
+            except KeyError as e:
+                text = e.args[0] if e.args else str(e)
+                lines = text.splitlines()
+                body = [ln.strip() for ln in lines[1:] if ln.startswith('  ')]
+                raise CheckpointError(
+                    f'checkpoint {filename} does not fit the model: ' + '; '.join(body) +
+                    '; fix: use a checkpoint of this config (stm, arch, num_classes), or, for '
+                    'a partial load on purpose, --non-strict-load (config: '
+                    'reliability=dict(strict_load=False))') from None
+        self._loaded_meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        checkpoint = _load_checkpoint_to_model(model, checkpoint, strict,
+                                               revise_keys=revise_keys)
+        self._has_loaded = True
+        self.logger.info(f'Load checkpoint from {filename}')
+        return checkpoint
+
+    def resume(self, filename, resume_optimizer=True, resume_param_scheduler=True,
+               map_location='default'):
+        self._fit_check = True  # resuming another model's checkpoint is never intended
+        try:
+            super().resume(filename, resume_optimizer, resume_param_scheduler, map_location)
+        finally:
+            self._fit_check = False
+        state = (self._loaded_meta or {}).get('rng_state')
+        if not (state and self._reliability['save_rng_state']):
+            return
+        if self._randomness_cfg.get('diff_rank_seed') and self.world_size > 1:
+            self.logger.info('diff_rank_seed: RNG states are per rank and not restored')
+            return
+        loop = self.train_loop
+        if hasattr(loop, 'dataloader_iterator') and self.iter > 0:
+            # IterBasedTrainLoop first fetches (and discards) `iter` batches, which draws
+            # random numbers in the data pipeline: restore the RNG after those
+            loop.dataloader_iterator = _RestoreRngAfter(loop.dataloader_iterator, self.iter,
+                                                        state)
+        else:
+            _set_rng_state(state)
+
+    # ------------------------------------------------------------------ checkpoints: save
+    def _assert_finite_weights(self):
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        for name, tensor in model.state_dict().items():
+            if torch.is_tensor(tensor) and tensor.is_floating_point() and \
+                    not bool(torch.isfinite(tensor).all()):
+                raise NonFiniteLossError(
+                    f'weights are non-finite at iteration {self.iter + 1} ({name} holds '
+                    'NaN/Inf); refusing to save a checkpoint of this state; the last good '
+                    'checkpoint is kept; fix: lower the learning rate or clip gradients')
+
+    def save_checkpoint(self, out_dir, filename, file_client_args=None, save_optimizer=True,
+                        save_param_scheduler=True, meta=None, by_epoch=True, backend_args=None):
+        """``Runner.save_checkpoint`` writing atomically (local paths), with the RNG states,
+        refusing non-finite weights."""
+        if self.rank != 0:
+            return
+        self._assert_finite_weights()
+        if meta is None:
+            meta = {}
+        elif not isinstance(meta, dict):
+            raise TypeError(f'meta should be a dict or None, but got {type(meta)}')
+        if self._reliability['save_rng_state']:
+            meta.setdefault('rng_state', _rng_state())
+        if (file_client_args is not None or backend_args is not None
+                or not _is_local(out_dir)):
+            return super().save_checkpoint(out_dir, filename, file_client_args, save_optimizer,
+                                           save_param_scheduler, meta, by_epoch, backend_args)
+        import mmengine.runner.runner as runner_module
+        original = runner_module.save_checkpoint
+
+        def atomic_save(checkpoint, path, **kwargs):
+            atomic_write(path, lambda f: torch.save(checkpoint, f))
+
+        # Runner.save_checkpoint assembles the checkpoint (meta, weights, optimizer, schedulers,
+        # message hub, before_save_checkpoint hooks) and hands it to this module-level function
+        runner_module.save_checkpoint = atomic_save
+        try:
+            return super().save_checkpoint(out_dir, filename, None, save_optimizer,
+                                           save_param_scheduler, meta, by_epoch, None)
+        finally:
+            runner_module.save_checkpoint = original
