@@ -1,0 +1,515 @@
+"""Checks of training data before a run starts: COCO json files and image folders.
+
+Every problem is reported with where it is (file, image id, annotation id) and what is wrong, so a
+bad dataset fails in the first second with a readable reason instead of minutes later inside a
+data worker (or, worse, trains silently on garbage: mmdet drops some bad boxes without a word).
+
+* :func:`check_coco` reads a COCO json and returns a :class:`CocoReport`: fatal problems (the
+  file cannot be used at all: malformed json, missing sections, config classes absent from the
+  categories, ...) and per-image / per-annotation problems that can be skipped.
+* :func:`clean_coco` drops the skippable problems from the json data.
+* :func:`check_image_folder` checks an image-folder dataset (mmpretrain ``CustomDataset``).
+* :func:`validate_dataset_cfg` applies the right checks to a dataset config (recursing into
+  dataset wrappers) and, with ``skip_invalid``, writes a cleaned json into the work dir and points
+  the config at it.
+
+Nothing here imports mmdet or mmpretrain; paths are resolved like MMEngine's ``BaseDataset``.
+"""
+import json
+import math
+import os
+import os.path as osp
+import tempfile
+from collections import Counter
+
+IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
+
+# Dataset types checked as COCO json (mmdet CocoDataset and its usual subclasses) and as image
+# folders (mmpretrain CustomDataset); subclasses found in the registries are recognised too.
+COCO_TYPES = {'CocoDataset', 'CocoPanopticDataset', 'CityscapesDataset', 'DSDLDetDataset'}
+FOLDER_TYPES = {'CustomDataset', 'ImageNet', 'ImageNet21k'}
+WRAPPER_KEYS = ('dataset', 'datasets')
+
+FIX_HINT = ('fix the annotation file, or pass --skip-invalid (config: '
+            'reliability=dict(skip_invalid=True)) to drop the bad entries')
+
+
+class DataValidationError(ValueError):
+    """A dataset that cannot be used as configured; the message says where and how to fix it."""
+
+
+class Problem:
+    """One thing wrong in an annotation file."""
+
+    __slots__ = ('message', 'image_id', 'ann_id', 'fatal')
+
+    def __init__(self, message, image_id=None, ann_id=None, fatal=False):
+        self.message, self.image_id, self.ann_id, self.fatal = message, image_id, ann_id, fatal
+
+    def __str__(self):
+        where = []
+        if self.ann_id is not None:
+            where.append(f'annotation id {self.ann_id}')
+        if self.image_id is not None:
+            where.append(f'image id {self.image_id}')
+        return (', '.join(where) + ': ' if where else '') + self.message
+
+    __repr__ = __str__
+
+
+class CocoReport:
+    """What :func:`check_coco` found. ``data`` is the parsed json (None when unreadable)."""
+
+    def __init__(self, ann_file):
+        self.ann_file = ann_file
+        self.data = None
+        self.problems = []
+        self.bad_image_ids = set()   # images (and all their annotations) to drop
+        self.dup_image_idx = set()   # positions in data['images'] of repeated ids (dropped)
+        self.bad_ann_idx = set()     # positions in data['annotations'] to drop
+
+    @property
+    def fatal(self):
+        return [p for p in self.problems if p.fatal]
+
+    @property
+    def ok(self):
+        return not self.problems
+
+    def add(self, message, image_id=None, ann_id=None, fatal=False):
+        self.problems.append(Problem(message, image_id, ann_id, fatal))
+
+    def summary(self, limit=10):
+        """Several lines: the count, the first ``limit`` problems, the fix."""
+        fatal = self.fatal
+        problems = fatal or self.problems
+        if fatal:
+            head = f'{self.ann_file}: cannot be used'
+        else:
+            head = (f'{self.ann_file}: {len(self.bad_ann_idx)} invalid annotation(s), '
+                    f'{len(self.bad_image_ids) + len(self.dup_image_idx)} invalid image(s)')
+        lines = [head] + [f'  {p}' for p in problems[:limit]]
+        if len(problems) > limit:
+            lines.append(f'  ... and {len(problems) - limit} more')
+        lines.append('fix: ' + ('correct the file (or the config\'s ann_file / metainfo)'
+                                if fatal else FIX_HINT))
+        return '\n'.join(lines)
+
+
+def _is_number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _is_id(x):
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _polygon_area(coords):
+    xs, ys = coords[0::2], coords[1::2]
+    n = len(xs)
+    return 0.5 * abs(sum(xs[i] * ys[(i + 1) % n] - xs[(i + 1) % n] * ys[i] for i in range(n)))
+
+
+def _check_segmentation(seg, width, height, tol, need_masks):
+    """None when fine, else the reason."""
+    if seg is None or (isinstance(seg, list) and not seg):
+        return 'empty segmentation (the pipeline loads masks)' if need_masks else None
+    if isinstance(seg, dict):  # RLE
+        size, counts = seg.get('size'), seg.get('counts')
+        if (not isinstance(size, (list, tuple)) or len(size) != 2
+                or not all(_is_id(v) for v in size)):
+            return f'RLE segmentation without a valid size: {size!r}'
+        if list(size) != [height, width]:
+            return (f'RLE segmentation size {list(size)} does not match the image '
+                    f'({height}x{width}, [height, width])')
+        if isinstance(counts, list):
+            if not counts or not all(_is_id(c) and c >= 0 for c in counts):
+                return 'uncompressed RLE counts must be non-negative integers'
+            if sum(counts) != height * width:
+                return (f'uncompressed RLE counts sum to {sum(counts)}, not height*width = '
+                        f'{height * width}')
+            if need_masks and sum(counts[1::2]) == 0:
+                return 'empty RLE mask (no foreground pixel)'
+        elif isinstance(counts, (str, bytes)):
+            if not counts:
+                return 'empty RLE counts'
+        else:
+            return f'RLE counts must be a list or a string, got {type(counts).__name__}'
+        return None
+    if not isinstance(seg, list):
+        return f'segmentation must be a list of polygons or an RLE dict, got {type(seg).__name__}'
+    for k, poly in enumerate(seg):
+        if not isinstance(poly, list) or not all(_is_number(v) for v in poly):
+            return f'polygon {k} is not a list of finite numbers'
+        if len(poly) < 6 or len(poly) % 2:
+            return (f'polygon {k} is degenerate: {len(poly)} coordinates (needs an even count, '
+                    'at least 3 points)')
+        if _polygon_area(poly) <= 0:
+            return f'polygon {k} is degenerate: zero area'
+        xs, ys = poly[0::2], poly[1::2]
+        if min(xs) < -tol or min(ys) < -tol or max(xs) > width + tol or max(ys) > height + tol:
+            return f'polygon {k} extends outside the {width}x{height} image'
+    return None
+
+
+def _image_size(path):
+    """(width, height) from the file header, or None when PIL is missing or cannot tell."""
+    try:
+        from PIL import Image
+        with Image.open(path) as im:
+            return im.size
+    except ImportError:
+        return None
+    except Exception:  # unreadable: reported by the caller
+        return False
+
+
+def check_coco(ann_file, img_dir=None, classes=None, check_files=True, need_masks=False,
+               box_tolerance=1.0):
+    """Check a COCO json; returns a :class:`CocoReport` (never raises for bad content).
+
+    ``img_dir``: where ``file_name`` s live (checked when ``check_files``). ``classes``: the
+    config's class names, which must all be category names. ``need_masks``: the pipeline loads
+    masks, so every annotation needs a non-empty segmentation. Boxes and polygons may exceed the
+    image by ``box_tolerance`` pixels (rounding).
+    """
+    report = CocoReport(ann_file)
+    tol = box_tolerance
+    if not osp.isfile(ann_file):
+        report.add(f'annotation file not found: {ann_file}', fatal=True)
+        return report
+    try:
+        with open(ann_file, 'rb') as f:
+            raw = f.read()
+        data = json.loads(raw.decode('utf-8'))
+    except UnicodeDecodeError as e:
+        report.add(f'not UTF-8 text ({e.reason} at byte {e.start})', fatal=True)
+        return report
+    except json.JSONDecodeError as e:
+        report.add(f'malformed JSON: {e.msg} at line {e.lineno} column {e.colno}', fatal=True)
+        return report
+    except (OSError, RecursionError, ValueError) as e:
+        report.add(f'cannot read the file: {e}', fatal=True)
+        return report
+    if not isinstance(data, dict):
+        report.add(f'top level must be a JSON object, got {type(data).__name__}', fatal=True)
+        return report
+    report.data = data
+    for key in ('images', 'categories'):
+        if not isinstance(data.get(key), list):
+            report.add(f'"{key}" must be a list, got '
+                       f'{type(data.get(key)).__name__ if key in data else "nothing"}',
+                       fatal=True)
+    if 'annotations' in data and not isinstance(data['annotations'], list):
+        report.add('"annotations" must be a list', fatal=True)
+    if report.fatal:
+        return report
+
+    # categories
+    cats = {}
+    for k, cat in enumerate(data['categories']):
+        if not isinstance(cat, dict) or not _is_id(cat.get('id')):
+            report.add(f'category #{k} has no integer id: {cat!r:.80}', fatal=True)
+        elif cat['id'] in cats:
+            report.add(f'duplicate category id {cat["id"]}', fatal=True)
+        else:
+            cats[cat['id']] = cat.get('name')
+    if classes is not None and not report.fatal:
+        names = set(cats.values())
+        absent = [c for c in classes if c not in names]
+        if absent:
+            report.add(f'config classes {absent} are not category names of this file '
+                       f'(categories: {sorted(map(str, names))[:20]})', fatal=True)
+
+    # images
+    images = {}
+    for k, img in enumerate(data['images']):
+        if not isinstance(img, dict) or not _is_id(img.get('id')):
+            report.add(f'image #{k} has no integer id: {img!r:.80}', fatal=True)
+            continue
+        iid = img['id']
+        if iid in images:
+            report.add('duplicate image id (the later entry is dropped)', image_id=iid)
+            report.dup_image_idx.add(k)
+            continue
+        images[iid] = img
+        w, h, name = img.get('width'), img.get('height'), img.get('file_name')
+        if not (_is_id(w) and _is_id(h) and w > 0 and h > 0):
+            report.add(f'width/height must be positive integers, got {w!r}/{h!r}', image_id=iid)
+            report.bad_image_ids.add(iid)
+            continue
+        if not isinstance(name, str) or not name:
+            report.add(f'file_name missing or empty: {name!r}', image_id=iid)
+            report.bad_image_ids.add(iid)
+            continue
+        if check_files and img_dir is not None:
+            path = osp.join(img_dir, name)
+            if not osp.isfile(path):
+                report.add(f'image file missing: {path}', image_id=iid)
+                report.bad_image_ids.add(iid)
+                continue
+            size = _image_size(path)
+            if size is False:
+                report.add(f'image file cannot be read: {path}', image_id=iid)
+                report.bad_image_ids.add(iid)
+            elif size is not None and tuple(size) != (w, h):
+                report.add(f'image file {name} is {size[0]}x{size[1]} but the json says '
+                           f'{w}x{h}', image_id=iid)
+                report.bad_image_ids.add(iid)
+    if data['images'] and len(report.bad_image_ids) >= len(images) and images:
+        report.add('no usable image left', fatal=True)
+
+    # annotations
+    seen_ann = set()
+    for k, ann in enumerate(data.get('annotations') or []):
+        if not isinstance(ann, dict):
+            report.add(f'annotation #{k} is not an object: {ann!r:.60}')
+            report.bad_ann_idx.add(k)
+            continue
+        aid, iid = ann.get('id'), ann.get('image_id')
+        aid_shown = aid if _is_id(aid) else f'#{k} (no integer id)'
+        iid_shown = iid if _is_id(iid) else None
+
+        def bad(message):
+            report.add(message, image_id=iid_shown, ann_id=aid_shown)
+            report.bad_ann_idx.add(k)
+
+        if not _is_id(aid):
+            bad(f'annotation id must be an integer, got {aid!r}')
+            continue
+        if aid in seen_ann:
+            bad('duplicate annotation id (the later entry is dropped)')
+            continue
+        seen_ann.add(aid)
+        if not _is_id(iid) or iid not in images:
+            bad(f'image_id {iid!r} is not an image of this file')
+            continue
+        if iid in report.bad_image_ids:
+            continue  # dropped with its image
+        img = images[iid]
+        width, height = img['width'], img['height']
+        cid = ann.get('category_id')
+        if not _is_id(cid) or cid not in cats:
+            bad(f'unknown category_id {cid!r} (categories: {sorted(cats)[:20]})')
+            continue
+        bbox = ann.get('bbox')
+        if (not isinstance(bbox, list) or len(bbox) != 4
+                or not all(_is_number(v) for v in bbox)):
+            bad(f'bbox must be 4 finite numbers [x, y, w, h], got {bbox!r:.80}')
+            continue
+        x, y, w, h = bbox
+        if w <= 0 or h <= 0:
+            bad(f'degenerate bbox {bbox} (width and height must be > 0)')
+            continue
+        if x < -tol or y < -tol or x + w > width + tol or y + h > height + tol:
+            bad(f'bbox {bbox} extends outside the {width}x{height} image')
+            continue
+        area = ann.get('area')
+        if not _is_number(area) or area <= 0:
+            bad(f'area must be a positive number, got {area!r}')
+            continue
+        if ann.get('iscrowd', 0) not in (0, 1, False, True):
+            bad(f'iscrowd must be 0 or 1, got {ann.get("iscrowd")!r}')
+            continue
+        reason = _check_segmentation(ann.get('segmentation'), width, height, tol, need_masks)
+        if reason:
+            bad(reason)
+    return report
+
+
+def clean_coco(report):
+    """A copy of ``report.data`` without the bad images (and their annotations) and annotations."""
+    data = report.data
+    images = [img for k, img in enumerate(data['images'])
+              if k not in report.dup_image_idx and img['id'] not in report.bad_image_ids]
+    kept = {img['id'] for img in images}
+    annotations = [ann for k, ann in enumerate(data.get('annotations') or [])
+                   if k not in report.bad_ann_idx and ann.get('image_id') in kept]
+    cleaned = dict(data)
+    cleaned['images'] = images
+    if 'annotations' in data:
+        cleaned['annotations'] = annotations
+    return cleaned
+
+
+def write_json_atomic(data, path):
+    """Write ``data`` as json to ``path`` via a temporary file and a rename."""
+    directory = osp.dirname(osp.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(path) + '.', suffix='.tmp',
+                               dir=directory)
+    try:
+        with os.fdopen(fd, 'w') as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def check_image_folder(folder, extensions=IMG_EXTENSIONS, with_label=True):
+    """Raise :class:`DataValidationError` unless ``folder`` holds at least one image file.
+
+    With ``with_label`` the images must sit in class sub-folders (``folder/<class>/<img>``).
+    Returns the number of images found.
+    """
+    if not osp.isdir(folder):
+        raise DataValidationError(
+            f'image folder not found: {folder}; fix: set data_root / data_prefix to the folder '
+            'that holds the images (class sub-folders for classification)')
+    exts = tuple(e.lower() for e in extensions)
+    count, loose = 0, 0
+    for root, _, files in os.walk(folder, followlinks=True):
+        n = sum(1 for name in files if name.lower().endswith(exts))
+        if root == folder:
+            loose += n
+        else:
+            count += n
+    if not with_label:
+        count += loose
+    if count == 0:
+        extra = (f' ({loose} image(s) lie directly in it, but a labelled CustomDataset reads '
+                 'class sub-folders)' if loose else '')
+        raise DataValidationError(
+            f'image folder {folder} has no images ({", ".join(exts)}){extra}; fix: point '
+            'data_root / data_prefix at the dataset (e.g. write the digits with '
+            'tools/dataset_converters/digits_to_imagefolder.py)')
+    return count
+
+
+def _join(root, path):
+    if root and path and not osp.isabs(path) and '://' not in path:
+        return osp.join(root, path)
+    return path
+
+
+def _registered_subclass(type_name, base_names):
+    """Whether dataset type ``type_name`` is (a registered subclass of) one of ``base_names``."""
+    if not isinstance(type_name, str):
+        cls = type_name
+    else:
+        name = type_name.split('.')[-1]
+        if name in base_names:
+            return True
+        cls = None
+        for module in ('mmdet.registry', 'mmpretrain.registry', 'mmengine.registry'):
+            try:
+                registry = __import__(module, fromlist=['DATASETS']).DATASETS
+                cls = registry.get(type_name)
+            except Exception:
+                cls = None
+            if cls is not None:
+                break
+    if not isinstance(cls, type):
+        return False
+    return any(base.__name__ in base_names for base in cls.__mro__)
+
+
+def _pipeline_loads_masks(pipeline):
+    for t in pipeline or []:
+        if isinstance(t, dict) and str(t.get('type', '')).split('.')[-1] == 'LoadAnnotations' \
+                and t.get('with_mask', False):
+            return True
+    return False
+
+
+def iter_datasets(dataset_cfg):
+    """The leaf dataset configs inside wrappers (ConcatDataset, RepeatDataset, ...)."""
+    if not isinstance(dataset_cfg, dict):
+        return
+    inner = [dataset_cfg[k] for k in WRAPPER_KEYS if k in dataset_cfg]
+    if inner:
+        for item in inner:
+            for sub in (item if isinstance(item, (list, tuple)) else [item]):
+                yield from iter_datasets(sub)
+    else:
+        yield dataset_cfg
+
+
+def validate_dataset_cfg(dataset_cfg, split='train', skip_invalid=False, work_dir=None,
+                         logger=None):
+    """Check every leaf dataset of ``dataset_cfg`` (a dict, edited in place when cleaning).
+
+    Returns ``{original ann_file path: cleaned path}`` for the json files replaced by cleaned
+    copies (``skip_invalid``), so that evaluators reading the same file can be pointed at them.
+    Raises :class:`DataValidationError` for anything that cannot be skipped.
+    """
+    def log(msg, level='warning'):
+        if logger is not None:
+            getattr(logger, level)(msg)
+
+    replaced = {}
+    for ds in iter_datasets(dataset_cfg):
+        dtype = ds.get('type', '')
+        root = ds.get('data_root')
+        ann_file = ds.get('ann_file') or ''
+        prefix = ds.get('data_prefix') or {}
+        if isinstance(ann_file, str) and '://' in ann_file or (
+                isinstance(root, str) and '://' in root):
+            continue  # remote storage: not checked
+        if _registered_subclass(dtype, COCO_TYPES) and ann_file:
+            path = _join(root, ann_file)
+            img_dir = None
+            if isinstance(prefix, dict):
+                img_dir = _join(root, prefix.get('img', prefix.get('img_path', '')) or '')
+            elif isinstance(prefix, str):
+                img_dir = _join(root, prefix)
+            if img_dir == '':
+                img_dir = root or ''
+            classes = (ds.get('metainfo') or {}).get('classes')
+            report = check_coco(path, img_dir=img_dir, classes=classes,
+                                need_masks=_pipeline_loads_masks(ds.get('pipeline')))
+            if report.fatal:
+                raise DataValidationError(f'{split} dataset: ' + report.summary())
+            if report.problems:
+                if not skip_invalid:
+                    raise DataValidationError(f'{split} dataset: ' + report.summary())
+                if work_dir is None:
+                    raise DataValidationError(f'{split} dataset: --skip-invalid needs a work '
+                                              'dir for the cleaned annotation file')
+                cleaned = clean_coco(report)
+                out_dir = osp.join(work_dir, 'cleaned_annotations')
+                out = osp.abspath(osp.join(out_dir, f'{split}_{osp.basename(path)}'))
+                write_json_atomic(cleaned, out)
+                with open(out[:-5] + '_problems.txt' if out.endswith('.json')
+                          else out + '_problems.txt', 'w') as f:
+                    f.write('\n'.join(str(p) for p in report.problems) + '\n')
+                n_ann = len(data_anns(report.data)) - len(data_anns(cleaned))
+                n_img = len(report.data['images']) - len(cleaned['images'])
+                log(f'{split} dataset: --skip-invalid dropped {n_ann} annotation(s) and '
+                    f'{n_img} image(s) from {path} ({len(report.problems)} problem(s), listed '
+                    f'in {osp.basename(out)[:-5]}_problems.txt); using the cleaned copy {out}')
+                ds['ann_file'] = out
+                replaced[osp.abspath(path)] = out
+        elif _registered_subclass(dtype, FOLDER_TYPES):
+            if ann_file:
+                path = _join(root, ann_file)
+                if not osp.isfile(path):
+                    raise DataValidationError(
+                        f'{split} dataset: annotation file not found: {path}; fix: set '
+                        'ann_file (or leave it empty to read class sub-folders)')
+                continue
+            if isinstance(prefix, dict):
+                prefix = prefix.get('img_path', prefix.get('img', '')) or ''
+            folder = _join(root, prefix) if prefix else root
+            if not folder:
+                continue
+            try:
+                check_image_folder(folder, ds.get('extensions', IMG_EXTENSIONS),
+                                   with_label=ds.get('with_label', True))
+            except DataValidationError as e:
+                raise DataValidationError(f'{split} dataset: {e}') from None
+    return replaced
+
+
+def data_anns(data):
+    return data.get('annotations') or []
+
+
+def annotation_counts(data):
+    """``Counter`` of annotations per image id (handy in reports and tests)."""
+    return Counter(a.get('image_id') for a in data_anns(data) if isinstance(a, dict))
