@@ -2,16 +2,22 @@
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v]
     tools/dist_train.sh CONFIG GPUS [...]        # torch.distributed; gloo on a CPU machine
+
+Errors (bad config, data, checkpoint, launch environment; NaN loss) are reported as one line
+`error: ...` with the fix, exit code 2 (3: training stopped); `--debug` shows the traceback.
+See docs/reliability.md.
 """
 import argparse
+import sys
 
 from mmengine.config import Config, DictAction
 
 import stm_mm  # noqa: F401  (registers the models; allow-lists MMEngine checkpoints)
-from stm_mm.engine import apply_cli_options, build_runner, finish_distributed, init_distributed
+from stm_mm.engine import (apply_cli_options, build_runner, exit_code_of, finish_distributed,
+                           format_error, init_distributed)
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -28,21 +34,49 @@ def parse_args():
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
-    return parser.parse_args()
+    parser.add_argument('--skip-invalid', action='store_true',
+                        help='drop invalid annotations/images (counted and logged; a cleaned '
+                        'json is written to the work dir) instead of stopping')
+    parser.add_argument('--non-strict-load', action='store_true',
+                        help='allow --load-from / load_from checkpoints that do not fit the '
+                        'model exactly (missing/unexpected keys are then only logged)')
+    parser.add_argument('--debug', action='store_true',
+                        help='show the full traceback of an error')
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
+def train(args):
     cfg = Config.fromfile(args.config)
     cfg = apply_cli_options(cfg, work_dir=args.work_dir, resume=args.resume,
                             load_from=args.load_from, amp=args.amp,
                             auto_scale_lr=args.auto_scale_lr, no_validate=args.no_validate,
-                            launcher=args.launcher, cfg_options=args.cfg_options)
+                            launcher=args.launcher, cfg_options=args.cfg_options,
+                            skip_invalid=args.skip_invalid, non_strict_load=args.non_strict_load)
     init_distributed(cfg)
     try:
         build_runner(cfg).train()
-    finally:
-        finish_distributed()
+    except BaseException:
+        finish_distributed(barrier=False)  # other ranks may never reach a barrier
+        raise
+    finish_distributed()
+
+
+def main(argv=None):
+    """Errors end the process with one line `error: <reason>; fix: ...` on stderr and exit code
+    2 (bad config, data, checkpoint or launch) or 3 (training stopped, e.g. a NaN loss);
+    --debug shows the traceback instead."""
+    args = parse_args(argv)
+    if args.debug:
+        return train(args)
+    try:
+        train(args)
+    except KeyboardInterrupt:
+        print('error: interrupted; continue with --resume', file=sys.stderr)
+        sys.exit(130)
+    except Exception as e:  # noqa: B902 - reported as one line; --debug for the traceback
+        print(f'error: {format_error(e)}', file=sys.stderr)
+        print('(run with --debug for the full traceback)', file=sys.stderr)
+        sys.exit(exit_code_of(e))
 
 
 if __name__ == '__main__':
