@@ -21,6 +21,12 @@ class _ResidualBlock(nn.Module):
         self.layer_scale_init_value = layer_scale_init_value
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
+    def residual(self, x, gamma, y):
+        """``x + DropPath(gamma * y)``; one fused ``addcmul`` when no path is dropped."""
+        if self.training and not isinstance(self.drop_path, nn.Identity):
+            return x + self.drop_path(gamma * y)
+        return torch.addcmul(x, gamma, y)
+
     def reset_block_parameters(self):
         """Layer scales back to their initial value (after the backbone's global init)."""
         for name, param in self.named_parameters(recurse=False):
@@ -55,8 +61,8 @@ class UnifiedBlock(_ResidualBlock):
 
     def forward(self, x, mixer_pos=None):
         mixer_in = x if mixer_pos is None else x + mixer_pos
-        x = x + self.drop_path(self.gamma1 * self.mixer(self.norm1(mixer_in)))
-        return x + self.drop_path(self.gamma2 * self.mlp(self.norm2(x)))
+        x = self.residual(x, self.gamma1, self.mixer(self.norm1(mixer_in)))
+        return self.residual(x, self.gamma2, self.mlp(self.norm2(x)))
 
 
 class ConvNeXtStyleBlock(_ResidualBlock):
@@ -78,7 +84,7 @@ class ConvNeXtStyleBlock(_ResidualBlock):
 
     def forward(self, x, mixer_pos=None):
         mixer_in = x if mixer_pos is None else x + mixer_pos
-        return x + self.drop_path(self.gamma * self.mlp(self.norm(self.mixer(mixer_in))))
+        return self.residual(x, self.gamma, self.mlp(self.norm(self.mixer(mixer_in))))
 
 
 class BatchNormLast(nn.BatchNorm2d):

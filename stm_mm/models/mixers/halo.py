@@ -91,7 +91,10 @@ class HaloAttention(TokenMixer):
         before, after = self.pad_before, self.pad_after
         kv = nn.functional.pad(kv, (0, 0, before, after, before, after))
         kv = kv.unfold(1, w, b).unfold(2, w, b)  # (B, nH, nW, n*(dk+dv), w, w), a view
-        kv = kv.reshape(B, -1, n, self.dim_qk + self.dim_v, w * w).transpose(-1, -2)
+        kv = kv.unflatten(3, (n, -1)).permute(0, 1, 2, 3, 5, 6, 4)  # (..., n, w, w, dk+dv)
+        # one copy into (B, nBlocks, n, w*w, dk+dv): keys/values end with unit stride, as the
+        # fused attention kernels require
+        kv = kv.reshape(B, -1, n, w * w, self.dim_qk + self.dim_v)
         return kv.split([self.dim_qk, self.dim_v], dim=-1)
 
     def relative_logits(self, q):

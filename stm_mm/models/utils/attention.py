@@ -44,12 +44,32 @@ def reference_attention(q, k, v, bias=None, scale=None):
 
 
 def attention(q, k, v, bias=None, scale=None):
-    """Same contract as :func:`reference_attention`, through the fused SDPA kernel."""
+    """Same contract as :func:`reference_attention`, through the fused SDPA kernel.
+
+    The fused CPU kernels only take 4-D tensors (a 5-D call silently falls back to an unfused
+    path several times slower), so inputs with several batch-like dims, e.g.
+    ``(B, windows, heads, L, D)``, are folded first. A bias that is the same for every window
+    (``(heads, L, S)``) folds the leading dims into the batch (views of q, k, v; the bias is
+    broadcast, not copied); a bias that differs per window folds windows into heads instead.
+    """
     if getattr(_state, 'reference', False):
         return reference_attention(q, k, v, bias, scale)
+    lead = q.shape[:-2]
+    if len(lead) > 2:
+        if bias is not None:
+            bias = bias.reshape((1, ) * (len(lead) + 2 - bias.dim()) + tuple(bias.shape))
+        if bias is None or all(n == 1 for n in bias.shape[:-3]):
+            q, k, v = (t.reshape(-1, *t.shape[-3:]) for t in (q, k, v))
+            if bias is not None:
+                bias = bias.reshape(1, *bias.shape[-3:])
+        else:
+            q, k, v = (t.reshape(lead[0], -1, *t.shape[-2:]) for t in (q, k, v))
+            bias = bias.expand(bias.shape[0], *lead[1:], *bias.shape[-2:])
+            bias = bias.reshape(bias.shape[0], -1, *bias.shape[-2:])
     if bias is not None:
         bias = bias.to(q.dtype)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+    return out.reshape(*lead, *out.shape[-2:])
 
 
 def masked_fill_value(dtype):
