@@ -20,6 +20,7 @@ same ``(val_fraction, seed)`` always gives the same files. ``<index>`` is the sa
 import json
 import os
 import os.path as osp
+import shutil
 
 import numpy as np
 
@@ -110,8 +111,11 @@ def write_digits_imagefolder(out_dir, size=32, val_fraction=0.2, seed=0, per_cla
     if (not overwrite and info is not None and is_converted(out_dir)
             and all(info.get(k) == v for k, v in settings.items())):
         return info
-    if info is not None and osp.isfile(osp.join(out_dir, INFO_FILE)):
+    if osp.isfile(osp.join(out_dir, INFO_FILE)):
         os.remove(osp.join(out_dir, INFO_FILE))  # incomplete until rewritten below
+    for sub in ('train', 'val', 'meta'):  # no stale images from other settings
+        if osp.isdir(osp.join(out_dir, sub)):
+            shutil.rmtree(osp.join(out_dir, sub))
 
     images, labels = load_digit_arrays()
     splits = dict(zip(('train', 'val'), split_indices(labels, val_fraction, seed)))

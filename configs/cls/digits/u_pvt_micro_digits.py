@@ -2,7 +2,7 @@
 _base_ = [
     '../../_base_/models/u_pvt_micro.py',
     '../../_base_/datasets/digits_32px.py',
-    '../../_base_/schedules/digits_adamw_30e.py',
+    '../../_base_/schedules/digits_adamw.py',
     '../../_base_/default_runtime.py',
 ]
 
