@@ -34,7 +34,7 @@ def main():
 
         import stm_mm  # noqa: F401
         from stm_mm.converters import check_state_dict_fits
-        register_all_modules()
+        register_all_modules(init_default_scope=False)
         cfg = Config.fromfile(args.config)
         cfg.model.backbone.init_cfg = None
         with torch.device('meta'):

@@ -1,0 +1,92 @@
+"""The embedded digit-scenes data set: valid COCO json, masks = strokes, seeded, fast."""
+import json
+import os.path as osp
+import runpy
+import sys
+
+import numpy as np
+import pytest
+
+from stm_mm.datasets.digit_scenes import CLASSES, generate_digit_scenes, read_info
+
+from .common import ROOT
+
+
+@pytest.fixture(scope='module')
+def scenes(tmp_path_factory):
+    out = tmp_path_factory.mktemp('digit_scenes')
+    generate_digit_scenes(str(out), num_train=12, num_val=6)
+    return out
+
+
+def test_layout_and_coco_validity(scenes):
+    from pycocotools import mask as mask_utils
+    from pycocotools.coco import COCO
+    info = read_info(str(scenes))
+    assert info['counts']['train']['images'] == 12 and info['counts']['val']['images'] == 6
+    for split in ('train', 'val'):
+        coco = COCO(str(scenes / 'annotations' / f'instances_{split}.json'))
+        cats = coco.loadCats(coco.getCatIds())
+        assert [c['name'] for c in cats] == list(CLASSES)
+        assert len(coco.getAnnIds()) == info['counts'][split]['instances'] > 0
+        for image in coco.loadImgs(coco.getImgIds()):
+            assert osp.isfile(scenes / split / image['file_name'])
+            assert (image['width'], image['height']) == (128, 128)
+            for ann in coco.loadAnns(coco.getAnnIds(imgIds=image['id'])):
+                mask = mask_utils.decode(ann['segmentation'])
+                ys, xs = np.nonzero(mask)
+                assert ann['area'] == mask.sum() > 0
+                assert ann['bbox'] == [xs.min(), ys.min(), xs.max() - xs.min() + 1,
+                                       ys.max() - ys.min() + 1]
+                assert ann['iscrowd'] == 0 and 1 <= ann['category_id'] <= 10
+            masks = [mask_utils.decode(a['segmentation'])
+                     for a in coco.loadAnns(coco.getAnnIds(imgIds=image['id']))]
+            if masks:  # digits never overlap
+                assert np.sum(masks, axis=0).max() == 1
+
+
+def test_masks_are_the_ink(scenes):
+    """Pixels under a mask differ from the background around the digit."""
+    import cv2
+    from pycocotools import mask as mask_utils
+    coco = json.load(open(scenes / 'annotations' / 'instances_train.json'))
+    ann = coco['annotations'][0]
+    image = cv2.imread(str(scenes / 'train' / f'{ann["image_id"]:06d}.png')).astype(float)
+    mask = mask_utils.decode(ann['segmentation']).astype(bool)
+    x, y, w, h = (int(v) for v in ann['bbox'])
+    box = np.zeros_like(mask)
+    box[y:y + h, x:x + w] = True
+    ink = image[mask].mean(0)
+    ring = image[box & ~mask]
+    assert np.abs(ink - ring.mean(0)).sum() > 40
+
+
+def test_seeded_and_cached(tmp_path, scenes):
+    generate_digit_scenes(str(tmp_path), num_train=12, num_val=6)
+    for split in ('train', 'val'):
+        name = f'annotations/instances_{split}.json'
+        assert (tmp_path / name).read_bytes() == (scenes / name).read_bytes()
+    stamp = (tmp_path / 'digit_scenes_info.json').stat().st_mtime_ns
+    generate_digit_scenes(str(tmp_path), num_train=12, num_val=6)  # same settings: no-op
+    assert (tmp_path / 'digit_scenes_info.json').stat().st_mtime_ns == stamp
+    generate_digit_scenes(str(tmp_path), num_train=12, num_val=6, seed=1)
+    assert (tmp_path / 'annotations/instances_val.json').read_bytes() != \
+        (scenes / 'annotations/instances_val.json').read_bytes()
+
+
+def test_cli(tmp_path):
+    tool = osp.join(ROOT, 'tools/dataset_converters/digit_scenes.py')
+    old = sys.argv
+    sys.argv = [tool, str(tmp_path / 'ds'), '--num-train', '3', '--num-val', '2', '--size',
+                '96', '--digit-size', '16', '40']
+    try:
+        runpy.run_path(tool, run_name='__main__')
+    finally:
+        sys.argv = old
+    info = read_info(str(tmp_path / 'ds'))
+    assert info['settings']['image_size'] == 96 and info['settings']['digit_size'] == [16, 40]
+
+
+def test_bad_settings(tmp_path):
+    with pytest.raises(ValueError, match='digit_size'):
+        generate_digit_scenes(str(tmp_path), image_size=32, digit_size=(20, 52))
