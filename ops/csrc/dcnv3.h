@@ -13,7 +13,7 @@
 // the spatial size of `offset`, as in the PyTorch reference (stm_mm/ops/dcnv3_ref.py).
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 #include <cstdint>
 #include <tuple>

@@ -14,7 +14,13 @@
 // float32 with 16 or 32 channels per group (every InternImage / U-InternImage model) runs on
 // fixed-width vector code (GNU vector extensions, 8 floats per vector); other cases on plain
 // loops the compiler vectorises.
+#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/zeros.h>
+#include <ATen/ops/zeros_like.h>
 
 #include <algorithm>
 #include <cmath>
@@ -144,7 +150,9 @@ STM_MM_INLINE void backward_point(GroupChannels<0>, const Footprint<T>& f, const
 }
 
 #ifdef STM_MM_VECTOR_EXT
-// Eight floats; the compiler maps it to one AVX register, or two SSE registers.
+// Eight floats; the compiler maps it to one AVX register, or two SSE registers. (The helpers
+// below are always inlined, so the ABI note GCC gives for 32-byte vectors does not apply.)
+#pragma GCC diagnostic ignored "-Wpsabi"
 typedef float Float8 __attribute__((vector_size(32)));
 
 STM_MM_INLINE Float8 load8(const float* p) {
@@ -342,6 +350,10 @@ STM_MM_DEFINE_KERNELS(float, 32)
 #endif
 #undef STM_MM_DEFINE_KERNELS
 
+// Sampling points one parallel task should cover at least (tens of microseconds of work), so
+// that small calls do not pay for waking threads.
+constexpr int64_t kPointsPerTask = 16384;
+
 }  // namespace
 
 at::Tensor dcnv3_forward_cpu(const at::Tensor& input, const at::Tensor& offset,
@@ -350,9 +362,7 @@ at::Tensor dcnv3_forward_cpu(const at::Tensor& input, const at::Tensor& offset,
                           input.options());
   if (geo.height == 0 || geo.width == 0 || output.numel() == 0) return output.zero_();
   const int64_t pixels = geo.batch * geo.height_out * geo.width_out;
-  // About 16k multiply-adds per task keeps scheduling overhead negligible.
-  const int64_t work = std::max<int64_t>(1, geo.group * geo.points * geo.group_channels * 4);
-  const int64_t grain = std::max<int64_t>(1, 16384 / work);
+  const int64_t grain = std::max<int64_t>(1, kPointsPerTask / (geo.group * geo.points));
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "dcnv3_forward_cpu", [&] {
     const scalar_t* in = input.data_ptr<scalar_t>();
     const scalar_t* off = offset.data_ptr<scalar_t>();
@@ -379,7 +389,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cpu(
   auto grad_offset = at::empty_like(offset);  // every element is written
   auto grad_mask = at::empty_like(mask);
   const int64_t G = geo.group, Cg = geo.group_channels, C = G * Cg;
-  const int64_t threads = at::get_num_threads();
+  // Threads worth waking: small problems run on the calling thread.
+  const int64_t points = geo.batch * pixels_out * G * geo.points;
+  const int64_t threads =
+      std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), points / kPointsPerTask));
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "dcnv3_backward_cpu", [&] {
     const scalar_t* go = grad_output.data_ptr<scalar_t>();
     const scalar_t* in = input.data_ptr<scalar_t>();
@@ -393,7 +406,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cpu(
         // Tasks are (image, block of groups): blocks as large as possible (each image's rows
         // are read contiguously) while leaving about four tasks per thread for balance.
         const int64_t blocks = std::min(G, (4 * threads + geo.batch - 1) / geo.batch);
-        at::parallel_for(0, geo.batch * blocks, 1, [&](int64_t begin, int64_t end) {
+        const int64_t tasks = geo.batch * blocks;
+        at::parallel_for(0, tasks, (tasks + threads - 1) / threads, [&](int64_t begin,
+                                                                        int64_t end) {
           for (int64_t task = begin; task < end; ++task) {
             const int64_t b = task / blocks, block = task % blocks;
             const int64_t g_begin = block * G / blocks, g_end = (block + 1) * G / blocks;
