@@ -1,22 +1,7 @@
 # U-PVT-small for ImageNet-1k: the authors' unified_pvt_small.
-custom_imports = dict(imports=['stm_mm'], allow_failed_imports=False)
+_base_ = ['./unified_classifier.py']
 
 model = dict(
-    type='ImageClassifier',
-    backbone=dict(
-        type='UnifiedBackbone',
-        stm='pvt',
-        arch='small',
-        drop_path_rate=0.3,
-        layer_scale_init_value=1e-6,
-        out_indices=(3, ),
-        norm_placement='stage'),
-    neck=dict(type='ExtraTransformNeck', in_channels=512, ratio=1.5),
-    head=dict(
-        type='LinearClsHead',
-        num_classes=1000,
-        in_channels=768,
-        loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
-        init_cfg=dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.0)),
-    train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]),
-)
+    backbone=dict(stm='pvt', arch='small', drop_path_rate=0.3),
+    neck=dict(in_channels=512),
+    head=dict(in_channels=768))
