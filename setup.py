@@ -36,7 +36,7 @@ def make_extensions():
         return [], {}
     extension = CppExtension
     define_macros = []
-    extra_compile_args = {'cxx': ['-O3', '-fopenmp']}
+    extra_compile_args = {'cxx': ['-O3', '-g0', '-fopenmp']}  # -g0: no debug info (12 MB .so)
     force_cuda = os.getenv('FORCE_CUDA', '0') == '1'
     if force_cuda or (torch.cuda.is_available() and CUDA_HOME is not None):
         extension = CUDAExtension

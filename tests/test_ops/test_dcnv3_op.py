@@ -1,6 +1,8 @@
 """The compiled DCNv3 operator (stm_mm._ext) against the PyTorch reference, its argument
 checks, and the dispatch in stm_mm.ops.dcnv3 (impl=, STM_MM_DCNV3_IMPL, fallback warning)."""
 import importlib
+import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -417,3 +419,32 @@ def test_cuda_sources_compile(tmp_path):
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert 'CPU path ok' in result.stdout
+
+
+# --- the benchmark tool ---------------------------------------------------------------------
+
+
+@needs_ext
+def test_benchmark_tool_writes_records(tmp_path, monkeypatch, capsys):
+    from stm_mm.ops import benchmark
+    cases = benchmark.benchmark_cases(quick=True)
+    assert [c['size'] for c in cases] == [(56, 56), (28, 28), (14, 14), (7, 7)]
+    assert [(c['channels'], c['groups'], c['batch']) for c in cases] == [
+        (64, 4, 16), (128, 8, 16), (256, 16, 16), (512, 32, 16)]
+    assert [c['size'] for c in benchmark.benchmark_cases()[4:]] == [(200, 304), (100, 152),
+                                                                     (50, 76), (25, 38)]
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_dcnv3', os.path.join(REPO, 'tools', 'analysis_tools', 'benchmark_dcnv3.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    tiny = [dict(case='tiny', batch=1, size=(5, 6), channels=32, groups=2)]
+    monkeypatch.setattr(tool, 'benchmark_cases', lambda quick: tiny)
+    path = tmp_path / 'records.json'
+    tool.main(['--quick', '--repeats', '1', '--json', str(path)])
+    records = json.loads(path.read_text())
+    assert [(r['case'], r['impl'], r['device']) for r in records] == [
+        ('tiny', 'compiled', 'cpu'), ('tiny', 'pytorch', 'cpu')]
+    assert all(set(r) == {'case', 'impl', 'device', 'fwd_ms', 'fwd_bwd_ms'} for r in records)
+    assert all(r['fwd_ms'] > 0 and r['fwd_bwd_ms'] > 0 for r in records)
+    table = capsys.readouterr().out
+    assert 'tiny' in table and table.count('x') >= 2  # the two ratios

@@ -5,11 +5,12 @@
 // each sums its G * Cg outputs over the points' bilinear neighbours, Cg contiguous channels each.
 //
 // Backward: grad_offset and grad_mask belong to one output pixel, group and point, but
-// grad_input receives scattered sums from many output pixels. Work is split by (batch, group):
-// a (b, g) pair is the only writer of channels g * Cg .. (g + 1) * Cg - 1 of image b, so
-// threads never write to the same grad_input element. When there are fewer (b, g) pairs than
-// threads, each pair's output pixels are further split into chunks that accumulate into private
-// (H, W, Cg) buffers, summed into grad_input afterwards.
+// grad_input receives scattered sums from many output pixels. Work is split into tasks of
+// (image b, block of groups): a task is the only writer of its groups' channels of image b, so
+// threads never write to the same grad_input element, and blocks are as wide as the thread
+// count allows so that each task reads whole rows of grad_output, offset and mask. With fewer
+// (image, group) pairs than threads, each pair's output pixels are split into chunks that
+// accumulate into private (H, W, Cg) buffers, summed into grad_input afterwards.
 //
 // float32 with 16 or 32 channels per group (every InternImage / U-InternImage model) runs on
 // fixed-width vector code (GNU vector extensions, 8 floats per vector); other cases on plain
@@ -29,14 +30,16 @@
 
 #include "dcnv3.h"
 
-// Clone the hot loops for AVX2 + FMA; the loader picks the clone the CPU supports. (AVX-512
-// clones measured slower here: the per-point reductions dominate, not the multiply-adds.)
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+// Clone the hot loops for AVX2 + FMA (x86-64-v3, GCC 11+); the loader picks the clone the CPU
+// supports. (AVX-512 clones measured slower: the per-point reductions dominate, not the
+// multiply-adds. "arch=haswell" would be matched by CPU model, not by features.)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && __GNUC__ >= 11
 #define STM_MM_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define STM_MM_VECTOR_CLONES
 #endif
 // Forced inlining compiles the helpers inside each clone, for that clone's instruction set.
+// GNU compilers also get the fixed-width vector path (STM_MM_VECTOR_EXT).
 #if defined(__GNUC__)
 #define STM_MM_INLINE inline __attribute__((always_inline))
 #define STM_MM_VECTOR_EXT 1
@@ -120,8 +123,9 @@ struct GroupSum {
 // Backward of one sampling point, run-time Cg: adds m * w_rc * go to the neighbours' gradients
 // and returns in sums <go, sample>, <go, d sample / dx> and <go, d sample / dy>.
 template <typename T>
-STM_MM_INLINE void backward_point(GroupChannels<0>, const Footprint<T>& f, const T* __restrict__ go,
-                                  const Neighbours<T>& nb, T m, int64_t n, T* sums) {
+STM_MM_INLINE void backward_point(GroupChannels<0>, const Footprint<T>& f,
+                                  const T* __restrict__ go, const Neighbours<T>& nb, T m,
+                                  int64_t n, T* sums) {
   const T* __restrict__ v00 = nb.v00;
   const T* __restrict__ v01 = nb.v01;
   const T* __restrict__ v10 = nb.v10;
@@ -165,8 +169,14 @@ STM_MM_INLINE void store8(float* p, Float8 v) { __builtin_memcpy(p, &v, sizeof(v
 
 // Pairwise sums within 128-bit halves: (a0+a1, a2+a3, b0+b1, b2+b3, a4+a5, a6+a7, b4+b5, b6+b7).
 STM_MM_INLINE Float8 pair_sums(Float8 a, Float8 b) {
+#if defined(__clang__)
   return __builtin_shufflevector(a, b, 0, 2, 8, 10, 4, 6, 12, 14) +
          __builtin_shufflevector(a, b, 1, 3, 9, 11, 5, 7, 13, 15);
+#else
+  typedef int Int8 __attribute__((vector_size(32)));
+  return __builtin_shuffle(a, b, Int8{0, 2, 8, 10, 4, 6, 12, 14}) +
+         __builtin_shuffle(a, b, Int8{1, 3, 9, 11, 5, 7, 13, 15});
+#endif
 }
 
 // Compile-time Cg (a multiple of 8), float32: the group's sums stay in registers.
