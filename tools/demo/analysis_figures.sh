@@ -14,7 +14,8 @@
 # ANALYSIS_DIR (full outputs, default work_dirs/analysis), PYTHON, THREADS (torch CPU threads,
 # default 1: fastest on a busy machine), ERF_SIZE (default 64), ERF_IMAGES (default 16),
 # INV_IMAGES (default 0 = all 360), DET_CKPT_FMT (printf pattern of the detector checkpoints,
-# default $WORK_DIRS/det_%s_micro.pth), DET_DATA (default data/digit_scenes/annotations/
+# default $WORK_DIRS/det_%s_micro.pth; else the last checkpoint in $WORK_DIRS/det_<stm>_micro/,
+# where make demo-det leaves it), DET_DATA (default data/digit_scenes/annotations/
 # instances_val.json), DET_IMAGES (default 30).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -79,25 +80,38 @@ echo "== translation / rotation invariance (held-out digits) -> $ANALYSIS_DIR/in
     --out-dir "$ANALYSIS_DIR/invariance" --threads "$THREADS" --plot-accuracy
 cp "$ANALYSIS_DIR"/invariance/invariance_cls.{png,json,csv} "$OUT/"
 
+det_checkpoint() {  # $DET_CKPT_FMT, else the last checkpoint of make demo-det's work dir
+  # shellcheck disable=SC2059
+  local ckpt
+  ckpt=$(printf "$DET_CKPT_FMT" "$1")
+  if [ ! -f "$ckpt" ] && [ -f "$WORK_DIRS/det_$1_micro/last_checkpoint" ]; then
+    ckpt=$(cat "$WORK_DIRS/det_$1_micro/last_checkpoint")
+  fi
+  echo "$ckpt"
+}
+
 det_specs=()
 for stm in $STMS; do
-  # shellcheck disable=SC2059
-  ckpt=$(printf "$DET_CKPT_FMT" "$stm")
+  ckpt=$(det_checkpoint "$stm")
   if [ -f "$ckpt" ]; then
     det_specs+=("configs/det/digit_scenes/u_${stm}_micro_maskrcnn_digits.py:$ckpt:$(name_of "$stm")-micro")
   fi
 done
 if [ ${#det_specs[@]} -gt 0 ] && [ -f "$DET_DATA" ]; then
   split_spec "${det_specs[0]}"
+  compare=()
+  if [ ${#det_specs[@]} -gt 1 ]; then compare=(--compare "${det_specs[@]:1}"); fi
   echo "== detection scale invariance (${DET_IMAGES} digit scenes) -> $ANALYSIS_DIR/invariance"
   "$PY" tools/analysis_tools/invariance.py det "$spec_cfg" "$spec_ckpt" --label "$spec_label" \
-      --compare "${det_specs[@]:1}" --data "$DET_DATA" --num-images "$DET_IMAGES" \
+      ${compare[@]+"${compare[@]}"} --data "$DET_DATA" --num-images "$DET_IMAGES" \
       --out-dir "$ANALYSIS_DIR/invariance" --threads "$THREADS"
   cp "$ANALYSIS_DIR"/invariance/invariance_det.{png,json,csv} "$OUT/"
   "$PY" tools/analysis_tools/invariance.py plot "$OUT/invariance_cls.json" \
       "$OUT/invariance_det.json" --out "$OUT/invariance_all.png"
 else
-  echo "analysis_figures.sh: no digit-scenes detector checkpoints ($(printf "$DET_CKPT_FMT" '<stm>'))" \
+  # shellcheck disable=SC2059
+  echo "analysis_figures.sh: no digit-scenes detector checkpoints ($(printf "$DET_CKPT_FMT" '<stm>')" \
+       "or $WORK_DIRS/det_<stm>_micro/last_checkpoint)" \
        "or no $DET_DATA; skipping the detection scale curves (run make demo-det first)" >&2
 fi
 
