@@ -110,6 +110,38 @@ def _polygon_area(coords):
     return 0.5 * abs(sum(xs[i] * ys[(i + 1) % n] - xs[(i + 1) % n] * ys[i] for i in range(n)))
 
 
+def _rle_string_counts(counts):
+    """The run lengths of a compressed COCO RLE string (pycocotools' ``rleFrString``), or
+    None when the string is not a valid encoding."""
+    if isinstance(counts, bytes):
+        try:
+            counts = counts.decode('ascii')
+        except UnicodeDecodeError:
+            return None
+    if not counts:
+        return None
+    runs, p, n = [], 0, len(counts)
+    while p < n:
+        x = k = 0
+        more = True
+        while more:
+            if p >= n:
+                return None  # a run cut off in the middle
+            c = ord(counts[p]) - 48
+            if not 0 <= c < 64:
+                return None
+            x |= (c & 0x1f) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        if len(runs) > 2:
+            x += runs[-2]
+        runs.append(x)
+    return runs
+
+
 def _check_segmentation(seg, width, height, tol, need_masks):
     """None when fine, else the reason."""
     if seg is None or (isinstance(seg, list) and not seg):
@@ -131,8 +163,14 @@ def _check_segmentation(seg, width, height, tol, need_masks):
             if need_masks and sum(counts[1::2]) == 0:
                 return 'empty RLE mask (no foreground pixel)'
         elif isinstance(counts, (str, bytes)):
-            if not counts:
-                return 'empty RLE counts'
+            runs = _rle_string_counts(counts)
+            if runs is None:
+                return 'compressed RLE counts are not a valid COCO RLE string'
+            if any(c < 0 for c in runs) or sum(runs) != height * width:
+                return (f'compressed RLE counts cover {sum(runs)} pixels, not height*width = '
+                        f'{height * width}')
+            if need_masks and sum(runs[1::2]) == 0:
+                return 'empty RLE mask (no foreground pixel)'
         else:
             return f'RLE counts must be a list or a string, got {type(counts).__name__}'
         return None
@@ -212,6 +250,9 @@ def check_coco(ann_file, img_dir=None, classes=None, check_files=True, need_mask
             report.add(f'category #{k} has no integer id: {cat!r:.80}', fatal=True)
         elif cat['id'] in cats:
             report.add(f'duplicate category id {cat["id"]}', fatal=True)
+        elif not isinstance(cat.get('name'), str):
+            report.add(f'category id {cat["id"]} has no name string: {cat.get("name")!r:.40}',
+                       fatal=True)
         else:
             cats[cat['id']] = cat.get('name')
     if classes is not None and not report.fatal:
@@ -256,8 +297,10 @@ def check_coco(ann_file, img_dir=None, classes=None, check_files=True, need_mask
                 report.add(f'image file {name} is {size[0]}x{size[1]} but the json says '
                            f'{w}x{h}', image_id=iid)
                 report.bad_image_ids.add(iid)
-    if data['images'] and len(report.bad_image_ids) >= len(images) and images:
-        report.add('no usable image left', fatal=True)
+    if not data['images']:
+        report.add('the file lists no images (an empty dataset)', fatal=True)
+    elif not set(images) - report.bad_image_ids and not report.fatal:
+        report.add('no usable image left (every image entry is invalid)', fatal=True)
 
     # annotations
     seen_ann = set()
@@ -298,11 +341,14 @@ def check_coco(ann_file, img_dir=None, classes=None, check_files=True, need_mask
             bad(f'bbox must be 4 finite numbers [x, y, w, h], got {bbox!r:.80}')
             continue
         x, y, w, h = bbox
-        if w <= 0 or h <= 0:
-            bad(f'degenerate bbox {bbox} (width and height must be > 0)')
+        if w < 1 or h < 1:
+            bad(f'degenerate bbox {bbox} (width and height must be at least 1 pixel)')
             continue
         if x < -tol or y < -tol or x + w > width + tol or y + h > height + tol:
             bad(f'bbox {bbox} extends outside the {width}x{height} image')
+            continue
+        if (min(x + w, width) - max(x, 0)) <= 0 or (min(y + h, height) - max(y, 0)) <= 0:
+            bad(f'bbox {bbox} does not overlap the {width}x{height} image')
             continue
         area = ann.get('area')
         if not _is_number(area) or area <= 0:
