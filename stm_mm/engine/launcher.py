@@ -193,7 +193,7 @@ def format_error(exc):
             break
         text = stripped
     known = isinstance(exc, (ReliabilityError, LaunchError, ValueError, KeyError,
-                             FileNotFoundError, TypeError))
+                             FileNotFoundError))
     return text if known else f'{type(exc).__name__}: {text}'
 
 

@@ -93,7 +93,7 @@ def describe_load_failure(filename, exc):
     except OSError:
         size = 'size unknown'
     msg = str(exc)
-    if 'Unsupported global' in msg or 'Weights only load failed' in msg:
+    if 'Unsupported global' in msg:
         m = re.search(r'Unsupported global: GLOBAL ([\w.]+)', msg)
         what = f' ({m.group(1)})' if m else ''
         return (f'checkpoint {filename} holds Python objects that are not allow-listed for '

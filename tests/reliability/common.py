@@ -1,0 +1,148 @@
+"""Helpers for the fault-injection tests: a tiny image folder, a tiny deterministic classifier
+config (micro-ish UnifiedBackbone, iteration-based loop) and ways to run tools/train.py."""
+import copy
+import glob
+import os
+import os.path as osp
+import subprocess
+import sys
+import uuid
+
+import numpy as np
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TRAIN_PY = osp.join(ROOT, 'tools', 'train.py')
+
+
+def write_image_folder(root, classes=('a', 'b'), per_class=8, val_per_class=2, size=32, seed=0):
+    """``root/train/<class>/*.png`` and ``root/val/<class>/*.png``: random 32x32 images."""
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    for split, n in (('train', per_class), ('val', val_per_class)):
+        for c, name in enumerate(classes):
+            d = osp.join(root, split, name)
+            os.makedirs(d, exist_ok=True)
+            for i in range(n):
+                img = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+                img[..., c] = 255 - img[..., c] // 4  # a learnable colour cue per class
+                Image.fromarray(img).save(osp.join(d, f'{i:03d}.png'))
+    return root
+
+
+def tiny_cfg(data_root, work_dir, max_iters=6, ckpt_interval=2, max_keep_ckpts=1,
+             val_interval=None, custom_hooks=(), stm='dwconv', crop=32, **extra):
+    """A seeded, deterministic, iteration-based classification run that takes ~0.05 s/iter.
+
+    Random crops (numpy RNG) and drop-path (torch RNG) make the RNG restore on resume matter.
+    """
+    from mmengine.config import Config
+    pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='RandomResizedCrop', scale=crop, crop_ratio_range=(0.5, 1.0),
+             backend='pillow'),
+        dict(type='PackInputs'),
+    ]
+    test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
+    cfg = dict(
+        default_scope='mmpretrain',
+        custom_imports=dict(imports=['stm_mm', 'tests.reliability.faults'],
+                            allow_failed_imports=False),
+        model=dict(
+            type='ImageClassifier',
+            backbone=dict(type='UnifiedBackbone', stm=stm, img_size=crop,
+                          arch=dict(depths=(1, 1, 1, 1), dims=(8, 16, 32, 64)),
+                          drop_path_rate=0.2),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=2, in_channels=64,
+                      loss=dict(type='CrossEntropyLoss'))),
+        data_preprocessor=dict(num_classes=2, mean=[127.5] * 3, std=[127.5] * 3, to_rgb=True),
+        train_dataloader=dict(
+            batch_size=4, num_workers=0, persistent_workers=False,
+            sampler=dict(type='InfiniteSampler', shuffle=True),
+            dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='train',
+                         pipeline=pipeline)),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters,
+                       val_interval=val_interval or max_iters + 1),
+        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=3e-3, weight_decay=0.05)),
+        param_scheduler=[dict(type='LinearLR', start_factor=0.2, by_epoch=False, begin=0,
+                              end=3)],
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', interval=ckpt_interval, by_epoch=False,
+                            max_keep_ckpts=max_keep_ckpts),
+            logger=dict(type='LoggerHook', interval=1)),
+        custom_hooks=list(custom_hooks),
+        randomness=dict(seed=0, deterministic=True),
+        env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')),
+        log_level='INFO',
+        work_dir=work_dir,
+        experiment_name=f'rel_{uuid.uuid4().hex[:10]}',
+    )
+    if val_interval:
+        cfg.update(
+            val_dataloader=dict(
+                batch_size=2, num_workers=0, persistent_workers=False,
+                sampler=dict(type='DefaultSampler', shuffle=False),
+                dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='val',
+                             pipeline=test_pipeline)),
+            val_cfg=dict(), val_evaluator=dict(type='Accuracy', topk=(1, )))
+    cfg.update(copy.deepcopy(extra))
+    return Config(cfg)
+
+
+def dump_cfg(cfg, path):
+    cfg.dump(path)
+    return path
+
+
+def run_train(args, timeout=240, env=None):
+    """``python tools/train.py ARGS`` from the repository root; returns CompletedProcess."""
+    full_env = dict(os.environ)
+    full_env['PYTHONPATH'] = ROOT + os.pathsep + full_env.get('PYTHONPATH', '')
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, TRAIN_PY, *args], cwd=ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def weights(path):
+    ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    return ckpt['state_dict']
+
+
+def assert_same_weights(a, b):
+    assert set(a) == set(b)
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f'{len(different)} tensors differ, e.g. {different[:3]}'
+
+
+def log_text(work_dir):
+    """All log files of the runs in ``work_dir`` concatenated."""
+    text = ''
+    for path in sorted(glob.glob(osp.join(work_dir, '*', '*.log'))):
+        with open(path) as f:
+            text += f.read()
+    return text
+
+
+def checkpoints(work_dir):
+    return sorted(osp.basename(p) for p in glob.glob(osp.join(work_dir, '*.pth')))
+
+
+def forked(fn):
+    """Run ``fn()`` in a forked child (imports already done, so it starts in milliseconds);
+    return how the child ended: ('signal', n) or ('exit', code)."""
+    pid = os.fork()
+    if pid == 0:  # child: never return into pytest
+        code = 1
+        try:
+            fn()
+            code = 0
+        except BaseException:  # noqa: B902
+            import traceback
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return ('signal', os.WTERMSIG(status))
+    return ('exit', os.WEXITSTATUS(status))
