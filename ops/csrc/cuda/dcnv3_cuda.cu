@@ -188,10 +188,10 @@ __global__ void __launch_bounds__(kThreads)
           const acc_t a = go * mp;
           const index_t at = (s.h0 * geo.width + s.w0) * geo.channels;
           if (s.in00) atomicAdd(grad_in + at, a * ph * pw);
-          if (s.in01) atomicAdd(grad_in + at + geo.channels, a * ph * s.lw);
-          if (s.in10) atomicAdd(grad_in + at + geo.width * geo.channels, a * s.lh * pw);
+          if (s.in01) atomicAdd(grad_in + (at + geo.channels), a * ph * s.lw);
+          if (s.in10) atomicAdd(grad_in + (at + geo.width * geo.channels), a * s.lh * pw);
           if (s.in11) {
-            atomicAdd(grad_in + at + (geo.width + 1) * geo.channels, a * s.lh * s.lw);
+            atomicAdd(grad_in + (at + (geo.width + 1) * geo.channels), a * s.lh * s.lw);
           }
         }
       }
