@@ -86,8 +86,9 @@ def tiny_cfg(data_root, work_dir, max_iters=6, ckpt_interval=2, max_keep_ckpts=1
                 dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='val',
                              pipeline=test_pipeline)),
             val_cfg=dict(), val_evaluator=dict(type='Accuracy', topk=(1, )))
-    cfg.update(copy.deepcopy(extra))
-    return Config(cfg)
+    cfg = Config(cfg)
+    cfg.merge_from_dict(copy.deepcopy(extra))  # nested dicts are merged, not replaced
+    return cfg
 
 
 def dump_cfg(cfg, path):

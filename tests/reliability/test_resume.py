@@ -151,3 +151,11 @@ def test_cli_kill_and_resume(image_folder, reference_run, tmp_path):
     assert 'resumed epoch: 0, iter: 2' in log_text(work_dir)
     assert_same_weights(weights(osp.join(reference_run, 'iter_6.pth')),
                         weights(osp.join(work_dir, 'iter_6.pth')))
+
+
+def test_resume_from_another_models_checkpoint(image_folder, reference_run, tmp_path):
+    path = osp.join(reference_run, 'iter_2.pth')
+    with pytest.raises(CheckpointError, match=r'does not fit the model: 2 mis-shaped: '
+                       r'head\.fc\.bias: checkpoint \(2,\) vs model \(3,\)'):
+        _resume(image_folder, str(tmp_path / 'w'), resume=path,
+                model=dict(head=dict(num_classes=3)))
