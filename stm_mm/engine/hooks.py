@@ -19,7 +19,8 @@ import re
 import tempfile
 import time
 
-from mmengine.dist import is_main_process
+import torch
+from mmengine.dist import all_reduce, get_world_size, is_main_process
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.registry import HOOKS
 
@@ -149,6 +150,14 @@ class FiniteLossHook(Hook):
                 continue
             if not math.isfinite(v):
                 bad[key] = v
+        if get_world_size() > 1:
+            # all ranks must stop together, or the others wait forever in the next all-reduce
+            flag = torch.tensor([1.0 if bad else 0.0])
+            all_reduce(flag)
+            if flag.item() > 0 and not bad:
+                raise NonFiniteLossError(
+                    f'non-finite loss on another rank at iteration {runner.iter + 1}; training '
+                    'stopped without saving this state (see that rank\'s message)')
         if not bad:
             return
         # the specific terms first, the total ('loss') last

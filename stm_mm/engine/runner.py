@@ -580,9 +580,9 @@ class ReliableRunner(Runner):
                         save_param_scheduler=True, meta=None, by_epoch=True, backend_args=None):
         """``Runner.save_checkpoint`` writing atomically (local paths), with the RNG states,
         refusing non-finite weights."""
+        self._assert_finite_weights()  # on every rank: all of them must stop together
         if self.rank != 0:
             return
-        self._assert_finite_weights()
         if meta is None:
             meta = {}
         elif not isinstance(meta, dict):

@@ -4,7 +4,8 @@
     'train_iter'  SIGKILL before training iteration N (1-based) runs
     'val'         SIGKILL inside the validation that follows iteration N
     'ckpt_write'  the checkpoint of iteration N is half written, then SIGKILL
-    'nan'         set a head weight to NaN before iteration N (the loss becomes NaN)
+    'nan'         set a head weight to NaN before iteration N (the loss becomes NaN); with
+                  ``rank=R`` only in process R of a distributed run
 """
 import io
 import os
@@ -23,15 +24,15 @@ def _kill():
 class FaultHook(Hook):
     priority = 'LOWEST'
 
-    def __init__(self, point, iter):
-        self.point, self.iter = point, iter
+    def __init__(self, point, iter, rank=None):
+        self.point, self.iter, self.rank = point, iter, rank
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         if runner.iter + 1 != self.iter:
             return
         if self.point == 'train_iter':
             _kill()
-        if self.point == 'nan':
+        if self.point == 'nan' and self.rank in (None, runner.rank):
             model = runner.model.module if hasattr(runner.model, 'module') else runner.model
             with torch.no_grad():
                 model.head.fc.weight.fill_(float('nan'))

@@ -69,3 +69,58 @@ def test_finite_loss_hook_passes_finite_outputs(tmp_path):
     runner = SimpleNamespace(iter=0, epoch=0, work_dir=str(tmp_path))
     FiniteLossHook().after_train_iter(runner, 0, None, dict(loss=torch.tensor(1.5),
                                                             acc=torch.tensor(float('nan'))))
+
+
+def test_nan_on_one_rank_stops_every_rank(image_folder, tmp_path):
+    """Two gloo processes; rank 1's loss turns NaN. Both stop at the same iteration (neither
+    waits forever in the next all-reduce) and no checkpoint of the broken state is written."""
+    import os
+    import signal
+    import time
+
+    from stm_mm.engine import finish_distributed, init_distributed
+
+    work_dir = str(tmp_path / 'w')
+    port = str(29400 + os.getpid() % 500)
+
+    def child(rank):
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 1
+        try:
+            os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2',
+                              LOCAL_WORLD_SIZE='2', MASTER_ADDR='127.0.0.1', MASTER_PORT=port)
+            cfg = tiny_cfg(image_folder, work_dir, log_level='WARNING', launcher='pytorch',
+                           custom_hooks=[dict(type='FaultHook', point='nan', iter=3, rank=1)])
+            init_distributed(cfg)
+            try:
+                build_runner(cfg).train()
+                code = 0
+            except NonFiniteLossError as e:
+                with open(osp.join(str(tmp_path), f'rank{rank}.txt'), 'w') as f:
+                    f.write(str(e))
+                code = 3
+            finish_distributed(barrier=False)
+        finally:
+            os._exit(code)
+
+    pids = [child(0), child(1)]
+    codes, deadline = {}, time.time() + 120
+    while len(codes) < 2 and time.time() < deadline:
+        for pid in pids:
+            if pid not in codes:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    codes[pid] = os.waitstatus_to_exitcode(status)
+        time.sleep(0.1)
+    for pid in pids:
+        if pid not in codes:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    assert [codes.get(pid) for pid in pids] == [3, 3], 'a rank hung or failed differently'
+    with open(tmp_path / 'rank1.txt') as f:
+        assert f.read().startswith('non-finite loss at iteration 3 (epoch 1): loss=nan')
+    with open(tmp_path / 'rank0.txt') as f:
+        assert f.read().startswith('non-finite loss on another rank at iteration 3')
+    assert checkpoints(work_dir) == ['iter_2.pth']
