@@ -4,7 +4,9 @@ Every image is a ``size x size`` RGB scene (128 by default) on a varied backgrou
 two-colour gradient, smooth colour noise or stripes, plus pixel noise) with 1 to ``max_digits``
 handwritten digits from scikit-learn's ``load_digits()`` (1,797 real 8x8 scans, no download)
 pasted at random positions and scales (``digit_size`` pixels, slightly varied aspect ratio) in a
-colour that contrasts with the background under it. Digits never overlap (their boxes keep a
+random colour. As in the scans (and the classification digits a backbone is pretrained on), the
+strokes are brighter than what lies under them: backgrounds use colour channels up to 0.6 and the
+ink's luma exceeds the upper quartile of the background under it by at least 0.3. Digits never overlap (their boxes keep a
 2-pixel gap), so every mask is exactly the visible ink.
 
 Masks come from the strokes: the scan is upsampled (bicubic) to the pasted size and thresholded;
@@ -30,6 +32,7 @@ import os.path as osp
 import numpy as np
 
 CLASSES = tuple(str(i) for i in range(10))
+BACKGROUND_MAX = 0.6  # background colours stay darker than the ink (bright strokes, as the scans)
 INFO_FILE = 'digit_scenes_info.json'
 DEFAULTS = dict(num_train=600, num_val=150, image_size=128, max_digits=4,
                 digit_size=(20, 52), seed=0)
@@ -46,29 +49,33 @@ def _digit_scans(seed):
     return images, labels, np.sort(train), np.sort(val)
 
 
+def _colour(rng, top=BACKGROUND_MAX):
+    return rng.uniform(0, top, 3)
+
+
 def _background(rng, size):
-    """A float RGB background in [0, 1], ``(size, size, 3)``."""
+    """A float RGB background in [0, BACKGROUND_MAX] (+ noise), ``(size, size, 3)``."""
     kind = rng.integers(4)
     if kind == 0:  # flat colour
-        bg = np.ones((size, size, 3), np.float32) * rng.uniform(0, 1, 3)
+        bg = np.ones((size, size, 3), np.float32) * _colour(rng)
     elif kind == 1:  # linear gradient between two colours in a random direction
         angle = rng.uniform(0, 2 * np.pi)
         yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / (size - 1)
         t = (np.cos(angle) * xx + np.sin(angle) * yy)
         t = (t - t.min()) / max(t.max() - t.min(), 1e-6)
-        c0, c1 = rng.uniform(0, 1, 3), rng.uniform(0, 1, 3)
+        c0, c1 = _colour(rng), _colour(rng)
         bg = c0 + t[..., None] * (c1 - c0)
     elif kind == 2:  # smooth colour noise
         import cv2
         cells = int(rng.integers(2, 6))
-        grid = rng.uniform(0, 1, (cells, cells, 3)).astype(np.float32)
+        grid = rng.uniform(0, BACKGROUND_MAX, (cells, cells, 3)).astype(np.float32)
         bg = cv2.resize(grid, (size, size), interpolation=cv2.INTER_CUBIC)
     else:  # stripes of two colours
         period = rng.uniform(8, 32)
         angle = rng.uniform(0, np.pi)
         yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
         t = ((np.cos(angle) * xx + np.sin(angle) * yy) / period) % 1.0 < 0.5
-        c0, c1 = rng.uniform(0, 1, 3), rng.uniform(0, 1, 3)
+        c0, c1 = _colour(rng), _colour(rng)
         bg = np.where(t[..., None], c0, c1)
     bg = bg + rng.normal(0, rng.uniform(0, 0.04), (size, size, 3))
     return np.clip(bg, 0, 1).astype(np.float32)
@@ -79,13 +86,13 @@ def _luma(rgb):
 
 
 def _ink_colour(rng, under):
-    """A colour whose luma differs by at least 0.35 from the mean luma of ``under``."""
-    ref = float(_luma(under).mean())
+    """A colour at least 0.3 brighter (luma) than the brightest quarter of ``under``."""
+    ref = float(np.quantile(_luma(under), 0.75))
     for _ in range(50):
-        colour = rng.uniform(0, 1, 3)
-        if abs(float(_luma(colour)) - ref) >= 0.35:
+        colour = rng.uniform(0.25, 1, 3)
+        if float(_luma(colour)) - ref >= 0.3:
             return colour
-    return np.ones(3) * (0.0 if ref > 0.5 else 1.0)
+    return np.ones(3)
 
 
 def _render_digit(scan, height, width):

@@ -46,19 +46,20 @@ def test_layout_and_coco_validity(scenes):
 
 
 def test_masks_are_the_ink(scenes):
-    """Pixels under a mask differ from the background around the digit."""
+    """Pixels under a mask are brighter than the background around the digit."""
     import cv2
     from pycocotools import mask as mask_utils
     coco = json.load(open(scenes / 'annotations' / 'instances_train.json'))
-    ann = coco['annotations'][0]
-    image = cv2.imread(str(scenes / 'train' / f'{ann["image_id"]:06d}.png')).astype(float)
-    mask = mask_utils.decode(ann['segmentation']).astype(bool)
-    x, y, w, h = (int(v) for v in ann['bbox'])
-    box = np.zeros_like(mask)
-    box[y:y + h, x:x + w] = True
-    ink = image[mask].mean(0)
-    ring = image[box & ~mask]
-    assert np.abs(ink - ring.mean(0)).sum() > 40
+    luma = np.array([0.114, 0.587, 0.299])  # BGR
+    for ann in coco['annotations'][:10]:
+        image = cv2.imread(str(scenes / 'train' / f'{ann["image_id"]:06d}.png')).astype(float)
+        mask = mask_utils.decode(ann['segmentation']).astype(bool)
+        x, y, w, h = (int(v) for v in ann['bbox'])
+        box = np.zeros_like(mask)
+        box[y:y + h, x:x + w] = True
+        ink = image[mask].mean(0)
+        ring = image[box & ~mask].mean(0)
+        assert ink @ luma > ring @ luma + 40
 
 
 def test_seeded_and_cached(tmp_path, scenes):
