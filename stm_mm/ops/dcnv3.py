@@ -53,6 +53,7 @@ def dcnv3(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pa
             ``'auto'``: compiled when available, else the reference with a one-time warning).
     Returns:
         ``(B, Ho, Wo, G * Cg)`` in the promoted dtype of input and mask (as the reference).
+        The CPU kernels compute float16 / bfloat16 in float32 (e.g. under CPU autocast).
     Raises:
         RuntimeError: ``impl='compiled'`` when the compiled op cannot run these tensors, or
             shapes that do not fit together (from the compiled op's checks).
@@ -65,8 +66,9 @@ def dcnv3(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pa
     dtype = torch.promote_types(input.dtype, mask.dtype)
     reason = dcnv3_func.compiled_unavailable_reason(input.device, dtype)
     if reason is None:
-        input, offset, mask = (t.to(dtype) for t in (input, offset, mask))
-        return dcnv3_func.DCNv3Function.apply(input, offset, mask, *args)
+        compute = dcnv3_func.kernel_dtype(input.device.type, dtype)
+        input, offset, mask = (t.to(compute) for t in (input, offset, mask))
+        return dcnv3_func.DCNv3Function.apply(input, offset, mask, *args).to(dtype)
     if choice == 'compiled':
         raise RuntimeError(f'dcnv3: impl=compiled was requested but {reason}; {BUILD_HINT}.')
     if reason not in _warned:

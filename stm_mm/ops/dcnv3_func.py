@@ -22,6 +22,17 @@ KERNEL_DTYPES = {
 }
 
 
+def kernel_dtype(device_type, dtype):
+    """The dtype the kernels of ``device_type`` compute ``dtype`` in: itself where supported,
+    float32 for float16 / bfloat16 on devices without half kernels (the CPU), else None."""
+    supported = KERNEL_DTYPES.get(device_type, ())
+    if dtype in supported:
+        return dtype
+    if dtype in (torch.float16, torch.bfloat16) and torch.float32 in supported:
+        return torch.float32
+    return None
+
+
 def compiled_unavailable_reason(device, dtype):
     """Why the compiled op cannot run on ``device`` with ``dtype``, or None when it can."""
     device = torch.device(device)
@@ -31,7 +42,7 @@ def compiled_unavailable_reason(device, dtype):
         return f'stm_mm._ext has no kernels for device type {device.type!r}'
     if device.type == 'cuda' and not _ext.with_cuda():
         return 'stm_mm._ext was built without CUDA kernels'
-    if dtype not in KERNEL_DTYPES[device.type]:
+    if kernel_dtype(device.type, dtype) is None:
         names = ', '.join(str(t).replace('torch.', '') for t in KERNEL_DTYPES[device.type])
         return (f'the {device.type} kernels support {names}, '
                 f'not {str(dtype).replace("torch.", "")}')

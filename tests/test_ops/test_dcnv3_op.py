@@ -206,7 +206,17 @@ def test_dispatch_surfaces_shape_errors():
 
 
 def uses_compiled(out):
-    return type(out.grad_fn).__name__ == 'DCNv3FunctionBackward'
+    """Whether the autograd graph of ``out`` contains the compiled op."""
+    pending, seen = [out.grad_fn], set()
+    while pending:
+        node = pending.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if type(node).__name__ == 'DCNv3FunctionBackward':
+            return True
+        pending.extend(next_node for next_node, _ in node.next_functions)
+    return False
 
 
 @pytest.fixture
@@ -281,17 +291,30 @@ def test_forcing_compiled_without_extension_raises(tensors, no_extension, monkey
 
 
 @needs_ext
-def test_unsupported_dtype_or_device_falls_back(monkeypatch):
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_half_precision_on_cpu_runs_in_float32(dtype, monkeypatch):
+    """CPU autocast hands DCNv3 half tensors: the float32 kernels run them, no fallback."""
     monkeypatch.setattr(dcnv3_module, '_warned', set())
-    (value, offset, mask), args = make_case(1, 4, 5, 2, 16, dtype=torch.bfloat16)
-    assert not dcnv3_available('cpu', torch.bfloat16)
-    with pytest.warns(DCNv3FallbackWarning, match='cpu kernels support float32, float64'):
-        out = dcnv3(value, offset, mask, *args)
-    assert out.dtype == torch.bfloat16
-    with pytest.raises(RuntimeError, match='impl=compiled .* not bfloat16'):
-        dcnv3(value, offset, mask, *args, impl='compiled')
-    assert 'no kernels for device type' in dcnv3_func.compiled_unavailable_reason('meta',
-                                                                                 torch.float32)
+    tensors, args = make_case(1, 4, 5, 2, 16)
+    assert dcnv3_available('cpu', dtype)
+    half = [t.to(dtype).requires_grad_() for t in tensors]
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        out = dcnv3(*half, *args)
+    assert uses_compiled(out) and out.dtype == dtype
+    out.float().sum().backward()
+    assert all(t.grad.dtype == dtype for t in half)
+    expected = dcnv3(*[t.detach().float() for t in half], *args, impl='compiled')
+    assert_close(out.float(), expected.to(dtype).float())
+
+
+@needs_ext
+def test_unsupported_dtype_or_device_reason():
+    assert not dcnv3_available('cpu', torch.int32)
+    assert dcnv3_func.compiled_unavailable_reason('cpu', torch.int32) == (
+        'the cpu kernels support float32, float64, not int32')
+    assert 'no kernels for device type' in dcnv3_func.compiled_unavailable_reason(
+        'meta', torch.float32)
     if not EXT.with_cuda():
         reason = dcnv3_func.compiled_unavailable_reason('cuda', torch.float32)
         assert reason == 'stm_mm._ext was built without CUDA kernels'
