@@ -38,6 +38,9 @@ def make_extensions():
     define_macros = []
     extra_compile_args = {'cxx': ['-O3', '-g0', '-fopenmp']}  # -g0: no debug info (12 MB .so)
     force_cuda = os.getenv('FORCE_CUDA', '0') == '1'
+    if force_cuda and CUDA_HOME is None:
+        raise RuntimeError('FORCE_CUDA=1 but no CUDA toolkit was found: set CUDA_HOME to the '
+                           'directory holding bin/nvcc (e.g. /usr/local/cuda)')
     if force_cuda or (torch.cuda.is_available() and CUDA_HOME is not None):
         extension = CUDAExtension
         sources += sorted(glob.glob(os.path.join(csrc, 'cuda', '*.cu')))
