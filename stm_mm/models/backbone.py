@@ -93,6 +93,10 @@ class UnifiedBackbone(BaseModule):
         mixer_cls = TOKEN_MIXERS.get(stm)
         stm_cfg = dict(stm_cfg or {})
         self._check_stm_cfg(mixer_cls, stm_cfg)
+        heads_param = inspect.signature(mixer_cls.__init__).parameters.get('num_heads')
+        if self.arch_settings['num_heads'] is None and heads_param is not None and \
+                heads_param.default is inspect.Parameter.empty:
+            raise ValueError(f'stm {stm!r} needs num_heads (4 entries, one per stage) in arch')
 
         self.stem = build_stem(downsample, in_channels, dims[0])
         self.transitions = nn.ModuleList(

@@ -162,6 +162,8 @@ def test_custom_arch_dict():
      r"stm_cfg key\(s\) \['window'\] are not options of ShiftedWindowAttention; valid options: "
      r"\['window_size', 'shift_single_window'\]"),
     (dict(stm='halo', norm_placement='after'), 'norm_placement must be one of'),
+    (dict(stm='swin', arch=dict(depths=(1, 1, 1, 1), dims=(8, 16, 32, 64))),
+     r"stm 'swin' needs num_heads \(4 entries, one per stage\) in arch"),
     (dict(stm='halo', out_indices=(4, )), 'out_indices must lie in 0..3'),
 ])
 def test_bad_configuration_errors(kwargs, match):
