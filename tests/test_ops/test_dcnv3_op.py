@@ -33,7 +33,7 @@ TOL = dict(rtol=1e-4, atol=1e-4)  # float32 values of order 1-10, summed in diff
 def make_case(batch, height, width, group, group_channels, kernel=(3, 3), stride=(1, 1),
               pad=(1, 1), dilation=(1, 1), offset_scale=1.0, spread=2, dtype=torch.float32,
               device='cpu'):
-    """Random ``(input, offset, mask, args)`` for one call.
+    """Random ``([input, offset, mask], args)`` for one call, input ``(B, H, W, G * Cg)``.
 
     Offsets move samples by whole pixels in ``[-spread, spread]`` plus a fraction in
     ``[0.1, 0.9]``: no sample lies within 0.1 px of a pixel row or column, where bilinear

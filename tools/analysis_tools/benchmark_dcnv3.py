@@ -1,6 +1,7 @@
 """Time the compiled DCNv3 op against the PyTorch reference at U-InternImage-tiny's stage shapes.
 
-    python tools/analysis_tools/benchmark_dcnv3.py [--quick] [--device cpu|cuda] [--json out.json]
+    python tools/analysis_tools/benchmark_dcnv3.py [--quick] [--device cpu|cuda] [--threads N]
+        [--repeats N] [--json out.json]
 
 Both implementations run side by side in one process: forward (no grad) and forward+backward,
 median milliseconds over the repeats. Cases: batch 16 at 224x224 (maps 56, 28, 14, 7) and, unless
@@ -21,6 +22,7 @@ def parse_args(argv=None):
     parser.add_argument('--quick', action='store_true',
                         help='only the 224x224 cases, with fewer repeats')
     parser.add_argument('--repeats', type=int, help='timed runs per case (default 5, quick 2)')
+    parser.add_argument('--threads', type=int, help='CPU threads (default: torch\'s default)')
     parser.add_argument('--json', metavar='PATH', help='write the records as a JSON list')
     return parser.parse_args(argv)
 
@@ -30,6 +32,8 @@ def main(argv=None):
     if not dcnv3_available(args.device):
         raise SystemExit(f'the compiled DCNv3 op is not available on {args.device}: build it with '
                          '`pip install -e .` (FORCE_CUDA=1 for CUDA)')
+    if args.threads:
+        torch.set_num_threads(args.threads)
     repeats = args.repeats or (2 if args.quick else 5)
     threads = f', {torch.get_num_threads()} threads' if args.device == 'cpu' else ''
     print(f'DCNv3 on {args.device}{threads}, median of {repeats} runs')
