@@ -1,5 +1,5 @@
 // DCNv3 forward and backward on the CPU (float32 and float64), parallelised with
-// at::parallel_for.
+// at::parallel_for (tasks handed out dynamically).
 //
 // Forward: every output pixel is independent; threads split the (batch, output pixel) range and
 // each sums its G * Cg outputs over the points' bilinear neighbours, Cg contiguous channels each.
@@ -24,6 +24,7 @@
 #include <ATen/ops/zeros_like.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <type_traits>
 #include <vector>
@@ -360,9 +361,25 @@ STM_MM_DEFINE_KERNELS(float, 32)
 #endif
 #undef STM_MM_DEFINE_KERNELS
 
-// Sampling points one parallel task should cover at least (tens of microseconds of work), so
-// that small calls do not pay for waking threads.
+// Sampling points one parallel task should cover at least (about a hundred microseconds of
+// work), so that small calls do not pay for waking threads.
 constexpr int64_t kPointsPerTask = 16384;
+
+// Runs fn(task) for every task in [0, tasks) on at most `threads` threads (the caller's alone
+// when threads is 1). Tasks are handed out one at a time, so a thread that the OS delays (on a
+// shared machine) does not hold back the others as a fixed split would.
+template <typename Fn>
+void parallel_tasks(int64_t tasks, int64_t threads, const Fn& fn) {
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, std::min(tasks, threads), 1, [&](int64_t, int64_t) {
+    for (int64_t task = next++; task < tasks; task = next++) fn(task);
+  });
+}
+
+// Threads worth waking for a call with `points` sampling points.
+int64_t useful_threads(int64_t points) {
+  return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), points / kPointsPerTask));
+}
 
 }  // namespace
 
@@ -372,15 +389,18 @@ at::Tensor dcnv3_forward_cpu(const at::Tensor& input, const at::Tensor& offset,
                           input.options());
   if (geo.height == 0 || geo.width == 0 || output.numel() == 0) return output.zero_();
   const int64_t pixels = geo.batch * geo.height_out * geo.width_out;
-  const int64_t grain = std::max<int64_t>(1, kPointsPerTask / (geo.group * geo.points));
+  const int64_t per_task = std::max<int64_t>(1, kPointsPerTask / (geo.group * geo.points));
+  const int64_t tasks = (pixels + per_task - 1) / per_task;
+  const int64_t threads = useful_threads(pixels * geo.group * geo.points);
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "dcnv3_forward_cpu", [&] {
     const scalar_t* in = input.data_ptr<scalar_t>();
     const scalar_t* off = offset.data_ptr<scalar_t>();
     const scalar_t* m = mask.data_ptr<scalar_t>();
     scalar_t* out = output.data_ptr<scalar_t>();
     with_group_channels<scalar_t>(geo.group_channels, [&](auto cg) {
-      at::parallel_for(0, pixels, grain, [&](int64_t begin, int64_t end) {
-        forward_range(cg, geo, in, off, m, out, begin, end);
+      parallel_tasks(tasks, threads, [&](int64_t task) {
+        forward_range(cg, geo, in, off, m, out, task * per_task,
+                      std::min(pixels, (task + 1) * per_task));
       });
     });
   });
@@ -399,10 +419,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cpu(
   auto grad_offset = at::empty_like(offset);  // every element is written
   auto grad_mask = at::empty_like(mask);
   const int64_t G = geo.group, Cg = geo.group_channels, C = G * Cg;
-  // Threads worth waking: small problems run on the calling thread.
-  const int64_t points = geo.batch * pixels_out * G * geo.points;
-  const int64_t threads =
-      std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), points / kPointsPerTask));
+  const int64_t threads = useful_threads(geo.batch * pixels_out * G * geo.points);
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "dcnv3_backward_cpu", [&] {
     const scalar_t* go = grad_output.data_ptr<scalar_t>();
     const scalar_t* in = input.data_ptr<scalar_t>();
@@ -416,15 +433,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cpu(
         // Tasks are (image, block of groups): blocks as large as possible (each image's rows
         // are read contiguously) while leaving about four tasks per thread for balance.
         const int64_t blocks = std::min(G, (4 * threads + geo.batch - 1) / geo.batch);
-        const int64_t tasks = geo.batch * blocks;
-        at::parallel_for(0, tasks, (tasks + threads - 1) / threads, [&](int64_t begin,
-                                                                        int64_t end) {
-          for (int64_t task = begin; task < end; ++task) {
-            const int64_t b = task / blocks, block = task % blocks;
-            const int64_t g_begin = block * G / blocks, g_end = (block + 1) * G / blocks;
-            backward_range(cg, geo, go, in, off, m, gin + b * pixels_in * C + g_begin * Cg, C,
-                           goff, gm, b, g_begin, g_end, 0, pixels_out);
-          }
+        parallel_tasks(geo.batch * blocks, threads, [&](int64_t task) {
+          const int64_t b = task / blocks, block = task % blocks;
+          const int64_t g_begin = block * G / blocks, g_end = (block + 1) * G / blocks;
+          backward_range(cg, geo, go, in, off, m, gin + b * pixels_in * C + g_begin * Cg, C,
+                         goff, gm, b, g_begin, g_end, 0, pixels_out);
         });
         return;
       }
@@ -435,15 +448,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cpu(
       const int64_t per_chunk = (pixels_out + chunks - 1) / chunks;
       auto buffers = at::zeros({pairs, chunks, pixels_in, Cg}, input.options());
       scalar_t* buf = buffers.data_ptr<scalar_t>();
-      at::parallel_for(0, pairs * chunks, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t task = begin; task < end; ++task) {
-          const int64_t pair = task / chunks, chunk = task % chunks;
-          const int64_t b = pair / G, g = pair % G;
-          const int64_t first = std::min(pixels_out, chunk * per_chunk);
-          const int64_t last = std::min(pixels_out, first + per_chunk);
-          backward_range(cg, geo, go, in, off, m, buf + task * pixels_in * Cg, Cg, goff, gm, b,
-                         g, g + 1, first, last);
-        }
+      parallel_tasks(pairs * chunks, threads, [&](int64_t task) {
+        const int64_t pair = task / chunks, chunk = task % chunks;
+        const int64_t b = pair / G, g = pair % G;
+        const int64_t first = std::min(pixels_out, chunk * per_chunk);
+        const int64_t last = std::min(pixels_out, first + per_chunk);
+        backward_range(cg, geo, go, in, off, m, buf + task * pixels_in * Cg, Cg, goff, gm, b, g,
+                       g + 1, first, last);
       });
       at::parallel_for(0, geo.batch * pixels_in, 256, [&](int64_t begin, int64_t end) {
         for (int64_t idx = begin; idx < end; ++idx) {
