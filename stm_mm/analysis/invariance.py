@@ -530,8 +530,13 @@ class MMDetScalePredictor:
     def _transforms(self, factor):
         if factor not in self._cache:
             from mmdet.registry import TRANSFORMS
-            self._cache[factor] = [TRANSFORMS.build(s)
-                                   for s in scaled_test_pipeline(self.pipeline, factor)]
+            from mmengine.registry import DefaultScope
+
+            # an earlier mmpretrain run may have left 'mmpretrain' as the default scope, which
+            # would send unscoped names like PackDetInputs to mmpretrain's registry
+            with DefaultScope.overwrite_default_scope('mmdet'):
+                self._cache[factor] = [TRANSFORMS.build(s)
+                                       for s in scaled_test_pipeline(self.pipeline, factor)]
         return self._cache[factor]
 
     def _prepare(self, path, index, factor):

@@ -1,4 +1,5 @@
 """The README's "bring your own STM" path: one class, one decorator, every config works."""
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -7,7 +8,6 @@ from stm_mm.models.mixers import TokenMixer
 from stm_mm.registry import TOKEN_MIXERS
 
 
-@TOKEN_MIXERS.register_module('avgpool', force=True)
 class AveragePoolMixer(TokenMixer):
     """PoolFormer's mixer: ``avg_pool3x3(x) - x`` (no parameters)."""
 
@@ -19,6 +19,14 @@ class AveragePoolMixer(TokenMixer):
         y = F.avg_pool2d(x.permute(0, 3, 1, 2), self.pool_size, 1, self.pool_size // 2,
                          count_include_pad=False)
         return y.permute(0, 2, 3, 1) - x
+
+
+@pytest.fixture(autouse=True)
+def avgpool_registered():
+    """Register the toy mixer for one test, then remove it (other tests list the names)."""
+    TOKEN_MIXERS.register_module('avgpool', force=True, module=AveragePoolMixer)
+    yield
+    TOKEN_MIXERS._module_dict.pop('avgpool')
 
 
 def test_custom_mixer_trains_in_every_block_design():
