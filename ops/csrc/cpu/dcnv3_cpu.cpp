@@ -410,13 +410,14 @@ at::Tensor dcnv3_forward_cpu(const at::Tensor& input, const at::Tensor& offset,
 std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cpu(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& offset,
     const at::Tensor& mask, const DCNv3Geometry& geo) {
-  auto grad_input = at::zeros_like(input);
   const int64_t pixels_out = geo.height_out * geo.width_out;
   const int64_t pixels_in = geo.height * geo.width;
   if (geo.batch == 0 || pixels_out == 0 || pixels_in == 0) {
-    return {grad_input, at::zeros_like(offset), at::zeros_like(mask)};
+    return {at::zeros_like(input), at::zeros_like(offset), at::zeros_like(mask)};
   }
-  auto grad_offset = at::empty_like(offset);  // every element is written
+  // Every element is written below (grad_input is zeroed by the task that owns it).
+  auto grad_input = at::empty_like(input);
+  auto grad_offset = at::empty_like(offset);
   auto grad_mask = at::empty_like(mask);
   const int64_t G = geo.group, Cg = geo.group_channels, C = G * Cg;
   const int64_t threads = useful_threads(geo.batch * pixels_out * G * geo.points);
@@ -436,8 +437,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cpu(
         parallel_tasks(geo.batch * blocks, threads, [&](int64_t task) {
           const int64_t b = task / blocks, block = task % blocks;
           const int64_t g_begin = block * G / blocks, g_end = (block + 1) * G / blocks;
-          backward_range(cg, geo, go, in, off, m, gin + b * pixels_in * C + g_begin * Cg, C,
-                         goff, gm, b, g_begin, g_end, 0, pixels_out);
+          scalar_t* dst = gin + b * pixels_in * C + g_begin * Cg;
+          for (int64_t pix = 0; pix < pixels_in; ++pix) {
+            std::fill_n(dst + pix * C, (g_end - g_begin) * Cg, scalar_t(0));
+          }
+          backward_range(cg, geo, go, in, off, m, dst, C, goff, gm, b, g_begin, g_end, 0,
+                         pixels_out);
         });
         return;
       }
@@ -461,6 +466,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cpu(
           const int64_t b = idx / pixels_in, pix = idx % pixels_in;
           for (int64_t g = 0; g < G; ++g) {
             scalar_t* dst = gin + idx * C + g * Cg;
+            std::fill_n(dst, Cg, scalar_t(0));
             for (int64_t chunk = 0; chunk < chunks; ++chunk) {
               const scalar_t* src = buf + ((b * G + g) * chunks + chunk) * pixels_in * Cg +
                                     pix * Cg;
