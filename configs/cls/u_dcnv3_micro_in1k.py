@@ -1,4 +1,4 @@
-# U-InternImage-micro on ImageNet-1k, the authors' conv-STM recipe: 8 GPUs x 512, lr 4e-3, 300 epochs.
+# U-InternImage-micro, ImageNet-1k: the authors' conv-STM recipe (8 GPUs x 512, lr 4e-3, 300 ep).
 _base_ = [
     '../_base_/models/u_dcnv3_micro.py',
     '../_base_/datasets/imagenet_bs512_unified.py',

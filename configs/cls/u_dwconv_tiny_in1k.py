@@ -1,4 +1,4 @@
-# U-DWConv-tiny on ImageNet-1k, the authors' conv-STM recipe: 8 GPUs x 512, lr 4e-3, 300 epochs.
+# U-DWConv-tiny, ImageNet-1k: the authors' conv-STM recipe (8 GPUs x 512, lr 4e-3, 300 ep).
 _base_ = [
     '../_base_/models/u_dwconv_tiny.py',
     '../_base_/datasets/imagenet_bs512_unified.py',

@@ -1,4 +1,4 @@
-# U-PVT-small on ImageNet-1k, the authors' attention-STM recipe: 8 GPUs x 128, lr 1e-3, 300 epochs.
+# U-PVT-small, ImageNet-1k: the authors' attention-STM recipe (8 GPUs x 128, lr 1e-3, 300 ep).
 _base_ = [
     '../_base_/models/u_pvt_small.py',
     '../_base_/datasets/imagenet_bs128_unified.py',

@@ -14,6 +14,15 @@ def tiny_digits(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope='session')
+def one_digit_per_class(tmp_path_factory):
+    """The smallest image folder: 1 image per class and split (one batch of 10)."""
+    from stm_mm.datasets import write_digits_imagefolder
+    root = str(tmp_path_factory.mktemp('one_digit_per_class'))
+    write_digits_imagefolder(root, size=32, per_class_limit=1)
+    return root
+
+
 def data_options(root, batch_size, **extra):
     """``--cfg-options`` that point a digits config at ``root`` with a small, fixed loader."""
     options = {}

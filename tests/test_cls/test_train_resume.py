@@ -16,7 +16,7 @@ from stm_mm.engine import apply_cli_options, build_runner
 from .conftest import ROOT, data_options
 
 STMS = ('halo', 'pvt', 'swin', 'dwconv', 'dcnv3')
-BATCH = 20  # the whole tiny train split (10 classes x 2): every iteration sees the same batch
+BATCH = 10  # the whole tiny train split (1 image per class): every iteration sees it all
 
 
 def _cfg(stm, data_root, work_dir, max_epochs, resume=None):
@@ -63,11 +63,11 @@ def _assert_same(a, b, path='optimizer'):
 
 
 @pytest.mark.parametrize('stm', STMS)
-def test_train_checkpoint_resume(stm, tiny_digits, tmp_path):
-    work_dir = str(tmp_path / 'work')
+def test_train_checkpoint_resume(stm, one_digit_per_class, tmp_path):
+    data, work_dir = one_digit_per_class, str(tmp_path / 'work')
 
     # 6 iterations (1 per epoch) on one fixed batch
-    runner = build_runner(_cfg(stm, tiny_digits, work_dir, max_epochs=6))
+    runner = build_runner(_cfg(stm, data, work_dir, max_epochs=6))
     runner.train()
     losses = np.asarray(runner.message_hub.get_scalar('train/loss').data[0])
     assert len(losses) == 6 and np.isfinite(losses).all()
@@ -84,7 +84,7 @@ def test_train_checkpoint_resume(stm, tiny_digits, tmp_path):
     del runner
 
     # --resume CKPT: same iteration, optimizer moments, lr (scheduler state) and weights
-    runner = build_runner(_cfg(stm, tiny_digits, work_dir, max_epochs=8, resume=checkpoint))
+    runner = build_runner(_cfg(stm, data, work_dir, max_epochs=8, resume=checkpoint))
     snapshot = _Snapshot()
     runner.register_hook(snapshot)
     runner.train()

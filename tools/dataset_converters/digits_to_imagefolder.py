@@ -1,7 +1,7 @@
 """Write scikit-learn's 1,797 handwritten digit scans as an image-folder dataset.
 
-    python tools/dataset_converters/digits_to_imagefolder.py [OUT_DIR] [--size 32] [--val-fraction 0.2]
-                                                             [--seed 0] [--overwrite]
+    python tools/dataset_converters/digits_to_imagefolder.py [OUT_DIR] [--size 32]
+        [--val-fraction 0.2] [--seed 0] [--per-class-limit N] [--overwrite]
 
 Layout (read by mmpretrain's CustomDataset through ``data_prefix='train'`` / ``'val'``):
 OUT_DIR/{train,val}/<digit>/<index>.png, OUT_DIR/meta/{train,val}.txt, OUT_DIR/digits_info.json.

@@ -14,11 +14,11 @@ optim_wrapper = dict(
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-2, end_factor=1.0, by_epoch=True, begin=0, end=1,
          convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=14, eta_min=1e-5, by_epoch=True, begin=1, end=15,
+    dict(type='CosineAnnealingLR', T_max=9, eta_min=1e-5, by_epoch=True, begin=1, end=10,
          convert_to_iter_based=True),
 ]
 
-train_cfg = dict(by_epoch=True, max_epochs=15, val_interval=5)
+train_cfg = dict(by_epoch=True, max_epochs=10, val_interval=5)
 val_cfg = dict()
 test_cfg = dict()
 
