@@ -88,3 +88,74 @@ def max_output_difference(model, batch_size, input_size, device='cpu'):
     diff = max(float((a - b).abs().max()) for a, b in zip(fast, ref))
     close = all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(fast, ref))
     return diff, close
+
+
+# Dense (no sparsity) bf16/fp16 tensor-core peaks in TFLOP/s, from the vendors' data sheets
+# (SXM parts); matched against ``torch.cuda.get_device_name``. ``--peak-tflops`` overrides.
+DENSE_HALF_PEAK_TFLOPS = {'H200': 989.4, 'H100': 989.4, 'A100': 312.0, 'L40S': 362.1,
+                          'A10': 125.0, 'V100': 125.0, 'RTX 4090': 165.2}
+
+
+def dense_half_peak_tflops(device):
+    """The table's peak for a CUDA ``device`` (None when unknown or not CUDA)."""
+    device = torch.device(device)
+    if device.type != 'cuda':
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, peak in DENSE_HALF_PEAK_TFLOPS.items():
+        if key in name:
+            return peak
+    return None
+
+
+def model_flops_per_image(model, input_size, train=False):
+    """FLOPs (2 per multiply-add) of one image: the fvcore-style MAC total of
+    :func:`stm_mm.analysis.complexity.complexity` (DCNv3 sampling left out), x3 for a training
+    step (forward + backward w.r.t. activations and weights)."""
+    from .complexity import complexity
+    macs = complexity(copy.deepcopy(model).cpu().float(), (1, 3, *input_size))['total']
+    return 2 * macs * (3 if train else 1)
+
+
+def time_stage_mlps(backbone, batch_size, input_size, device='cpu', amp=None, train=True,
+                    warmup=3, iters=10):
+    """Time the first block's MLP of every stage on that stage's token grid.
+
+    The MLP (``fc2(GELU(fc1(x)))`` on ``(B, H_i, W_i, C_i)``, H_i = H / 2**(i + 2)) is where a
+    unified block spends most of its multiply-adds, so its achieved TFLOP/s is the ceiling of the
+    whole model's utilisation.
+    Returns: one dict per stage with ``stage``, ``tokens``, ``dim``, ``ms`` (mean per call) and
+    ``tflops`` (achieved, 2 FLOPs per MAC, x3 with backward).
+    """
+    device = torch.device(device)
+    dtype = dict(bf16=torch.bfloat16, fp16=torch.float16).get(amp)
+    records = []
+    for index, stage in enumerate(backbone.stages):
+        mlp = copy.deepcopy(stage.blocks[0].mlp).to(device).train(train)
+        size = [s // 2**(index + 2) for s in input_size]
+        x = torch.randn(batch_size, *size, mlp.fc1.in_features, device=device,
+                        requires_grad=train)
+        autocast = (torch.autocast(device.type, dtype=dtype) if dtype is not None else
+                    contextlib.nullcontext())
+        grad = contextlib.nullcontext() if train else torch.no_grad()
+
+        def step():
+            with grad, autocast:
+                out = mlp(x)
+            if train:
+                out.backward(torch.ones_like(out))
+            if device.type == 'cuda':
+                torch.cuda.synchronize(device)
+
+        for _ in range(warmup):
+            step()
+        start = time.perf_counter()
+        for _ in range(iters):
+            step()
+        seconds = (time.perf_counter() - start) / iters
+        tokens = batch_size * size[0] * size[1]
+        macs = tokens * 2 * mlp.fc1.in_features * mlp.fc1.out_features
+        flops = 2 * macs * (3 if train else 1)
+        records.append(dict(stage=index, tokens=tokens, dim=mlp.fc1.in_features,
+                            ms=seconds * 1000, tflops=flops / seconds / 1e12))
+    return records

@@ -3,6 +3,8 @@
     python tools/analysis_tools/benchmark.py configs/_base_/models/u_swin_tiny.py \
         --batch-size 8 --input-size 224 224 --reference [--train] [--amp bf16] [--json out.json]
     python tools/analysis_tools/benchmark.py CONFIG --sizes 224 448      # scaling with pixels
+    python tools/analysis_tools/benchmark.py CONFIG --train --amp bf16 --batch-size 128 \
+        --utilisation --mlp                                # model FLOP utilisation on a GPU
 
 With ``--reference`` the same model and weights also run the unfused reference attention in
 the same process; the table prints the speed ratio and the largest output difference.
@@ -14,7 +16,8 @@ import torch
 from mmengine.config import Config
 
 import stm_mm  # noqa: F401
-from stm_mm.analysis.benchmark import max_output_difference, time_model
+from stm_mm.analysis.benchmark import (dense_half_peak_tflops, max_output_difference,
+                                       model_flops_per_image, time_model, time_stage_mlps)
 
 
 def build(config):
@@ -40,6 +43,28 @@ class _Logits(torch.nn.Module):
         return self.classifier(x, mode='tensor')
 
 
+def backbone_of(model):
+    return model.classifier.backbone if isinstance(model, _Logits) else model
+
+
+def print_utilisation(record, model, size, args, peak):
+    """Achieved TFLOP/s of the whole model (and of every stage's MLP with --mlp) vs ``peak``."""
+    flops = model_flops_per_image(model, size, args.train)
+    tflops = record['images_per_s'] * flops / 1e12
+    share = f', {100 * tflops / peak:.1f}% of the {peak:.0f} TFLOP/s peak' if peak else ''
+    print(f'    model: {flops / 1e9:.2f} GFLOP per image{" (x3 for backward)" if args.train else ""}'
+          f', {tflops:.3g} TFLOP/s achieved{share}')
+    record.update(gflops_per_image=flops / 1e9, tflops=tflops,
+                  utilisation=tflops / peak if peak else None)
+    if args.mlp:
+        record['mlp'] = time_stage_mlps(backbone_of(model), args.batch_size, size, args.device,
+                                        args.amp, args.train, args.warmup, args.iters)
+        for r in record['mlp']:
+            share = f', {100 * r["tflops"] / peak:.1f}% of peak' if peak else ''
+            print(f'    stage {r["stage"]} MLP ({r["tokens"]} tokens x {r["dim"]}): '
+                  f'{r["ms"]:.2f} ms, {r["tflops"]:.3g} TFLOP/s{share}')
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,11 +79,20 @@ def main():
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--iters', type=int, default=10)
+    parser.add_argument('--utilisation', action='store_true',
+                        help='also print achieved TFLOP/s and the share of the peak')
+    parser.add_argument('--mlp', action='store_true',
+                        help='with --utilisation: time every stage\'s MLP alone too')
+    parser.add_argument('--peak-tflops', type=float,
+                        help='dense half-precision peak of the device (default: known GPUs)')
     parser.add_argument('--json', help='write the records to this file')
     args = parser.parse_args()
     torch.manual_seed(0)
     sizes = [(s, s) for s in args.sizes] if args.sizes else [tuple(args.input_size)]
     records = []
+    peak = args.peak_tflops or dense_half_peak_tflops(args.device)
+    if args.device.startswith('cuda'):
+        print(f'device: {torch.cuda.get_device_name(args.device)}, torch {torch.__version__}')
     print(f'{"config":<40}{"impl":>10}{"size":>10}{"img/s":>10}{"p50 ms":>9}{"p90 ms":>9}'
           f'{"peak MB":>9}{"ratio":>7}  max |diff|')
     for config in args.configs:
@@ -92,6 +126,8 @@ def main():
                                     input_size=list(size), images_per_s=r['images_per_s'],
                                     peak_mem_mb=r['peak_mem_mb'], latency_ms=r['latency_ms'],
                                     train=args.train, amp=args.amp, device=args.device))
+                if args.utilisation and impl == 'fast':
+                    print_utilisation(records[-1], model, size, args, peak)
     print('ratio: fast over reference speed (with --reference), or time relative to the first '
           'size (with --sizes)')
     if args.json:
