@@ -59,10 +59,30 @@ class UnifiedBlock(_ResidualBlock):
         self.mlp = Mlp(dim, mlp_ratio)
         self.gamma2 = nn.Parameter(torch.full((dim, ), float(layer_scale_init_value)))
 
+    # inference runs the MLP branch on chunks of tokens whose 4C-wide hidden activations take
+    # about this many elements (8 MiB in float32), so they stay in the CPU's cache
+    inference_chunk_elements = 1 << 21
+
     def forward(self, x, mixer_pos=None):
         mixer_in = x if mixer_pos is None else x + mixer_pos
         x = self.residual(x, self.gamma1, self.mixer(self.norm1(mixer_in)))
+        if self._records_nothing():
+            return self._mlp_branch_in_chunks(x)
         return self.residual(x, self.gamma2, self.mlp(self.norm2(x)))
+
+    def _records_nothing(self):
+        """No autograd graph, no dropped paths, no compiler tracing: chunking changes nothing."""
+        return (not torch.is_grad_enabled() and not torch.compiler.is_compiling() and
+                (not self.training or isinstance(self.drop_path, nn.Identity)))
+
+    def _mlp_branch_in_chunks(self, x):
+        """``x + gamma2 * mlp(norm2(x))`` a few thousand tokens at a time (same result)."""
+        flat = x.reshape(-1, x.shape[-1])
+        chunk = max(1, self.inference_chunk_elements // self.mlp.fc1.out_features)
+        out = torch.empty_like(flat)
+        for tokens, out_tokens in zip(flat.split(chunk), out.split(chunk)):
+            torch.addcmul(tokens, self.gamma2, self.mlp(self.norm2(tokens)), out=out_tokens)
+        return out.view(x.shape)
 
 
 class ConvNeXtStyleBlock(_ResidualBlock):

@@ -62,3 +62,35 @@ def test_torch_compile_forward():
         got = compiled(x)
     for a, b in zip(expected, got):
         assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('stm', STM_NAMES)
+def test_inference_mlp_chunks_equal_the_graph_path(stm, monkeypatch):
+    """Without autograd the MLP branch runs on chunks of tokens; the result is the same."""
+    from stm_mm.models.block import UnifiedBlock
+    # 8 hidden channels per token at micro stage 0 (32 * 4 = 128): chunks of 5 tokens, ragged
+    monkeypatch.setattr(UnifiedBlock, 'inference_chunk_elements', 5 * 128)
+    model = UnifiedBackbone(stm, TINY, out_indices=(0, 1, 2, 3),
+                            layer_scale_init_value=1.0).double().eval()
+    x = torch.randn(2, 3, 45, 53, dtype=torch.float64)
+    calls = []
+    monkeypatch.setattr(UnifiedBlock, '_mlp_branch_in_chunks',
+                        lambda self, t, f=UnifiedBlock._mlp_branch_in_chunks: calls.append(1) or
+                        f(self, t))
+    with torch.no_grad():
+        chunked = model(x)
+    graph = model(x)  # grad mode: the plain path
+    assert len(calls) == 6  # every block
+    for a, b in zip(chunked, graph):
+        assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_no_chunks_when_paths_are_dropped():
+    model = UnifiedBackbone('dwconv', TINY, drop_path_rate=0.5).train()
+    block = model.stages[1].blocks[1]
+    with torch.no_grad():
+        assert not block._records_nothing()
+    model.eval()
+    with torch.no_grad():
+        assert block._records_nothing()
+    assert not block._records_nothing()  # grad mode

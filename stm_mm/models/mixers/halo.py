@@ -5,7 +5,7 @@ import torch.nn as nn
 from ...registry import TOKEN_MIXERS
 from ..utils import attention, pad_to_multiple
 from ..utils.attention import masked_fill_value
-from ..utils.windows import halo_key_padding_mask
+from ..utils.windows import halo_border_masks
 from .base import TokenMixer
 
 
@@ -97,14 +97,26 @@ class HaloAttention(TokenMixer):
         kv = kv.reshape(B, -1, n, w * w, self.dim_qk + self.dim_v)
         return kv.split([self.dim_qk, self.dim_v], dim=-1)
 
-    def relative_logits(self, q):
-        """Query-related position logits, ``(..., b*b, d)`` -> ``(..., b*b, w*w)``."""
+    def relative_logits(self, q, Hp, Wp):
+        """Query-related position logits with the border keys masked, one additive bias.
+
+        ``q (B, nBlocks, n, b*b, d)`` -> ``(B, nBlocks, n, b*b, w*w)``. The height and width
+        terms are computed per key row / column (``w`` values per query, not ``w*w``); the border
+        mask is added to them the same way (half a large finite negative each, so a key outside
+        in both directions stays finite) and one broadcast add writes the full bias.
+        """
         b, w = self.block_size, self.window_size
-        q = q.unflatten(-2, (b, b))  # (..., qy, qx, d)
+        B, nH, nW = q.shape[0], Hp // b, Wp // b
+        q = q.view(B, nH, nW, self.num_heads, b, b, -1)  # (..., qy, qx, d)
         rel_h = torch.einsum('...yxd,ykd->...yxk', q, self.height_rel[self.rel_index])
         rel_w = torch.einsum('...yxd,xkd->...yxk', q, self.width_rel[self.rel_index])
+        rows, cols = halo_border_masks(Hp, Wp, b, self.pad_before, self.pad_after, q.device)
+        fill = masked_fill_value(rel_h.dtype) / 4
+        # contiguous small terms, so the large broadcast sum comes out contiguous too
+        rel_h = (rel_h + (rows.to(rel_h.dtype) * fill).view(nH, 1, 1, 1, 1, w)).contiguous()
+        rel_w = (rel_w + (cols.to(rel_w.dtype) * fill).view(nW, 1, 1, 1, w)).contiguous()
         logits = rel_h[..., :, None] + rel_w[..., None, :]  # (..., qy, qx, ky, kx)
-        return logits.reshape(*q.shape[:-3], b * b, w * w)
+        return logits.view(B, nH * nW, self.num_heads, b * b, w * w)
 
     def forward(self, x):
         B, H, W, _ = x.shape
@@ -113,10 +125,7 @@ class HaloAttention(TokenMixer):
         Hp, Wp = x.shape[1:3]
         q = self._blocks(self.q(x))
         k, v = self._windows(self.kv(x))
-        bias = self.relative_logits(q)
-        outside = halo_key_padding_mask(Hp, Wp, b, self.pad_before, self.pad_after,
-                                        x.device)  # (nBlocks, w*w)
-        bias = bias.masked_fill(outside[:, None, None, :], masked_fill_value(bias.dtype))
+        bias = self.relative_logits(q, Hp, Wp)
         out = attention(q, k, v, bias, self.scale)  # (B, nBlocks, n, b*b, dv)
         out = out.view(B, Hp // b, Wp // b, self.num_heads, b, b, self.dim_v)
         out = out.permute(0, 1, 4, 2, 5, 3, 6).reshape(B, Hp, Wp, -1)

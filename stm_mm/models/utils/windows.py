@@ -84,16 +84,20 @@ def swin_shift_mask(H, W, window, shift, device):
 
 
 @cache_per_size
-def halo_key_padding_mask(H, W, block, pad_before, pad_after, device):
-    """Which keys of every Halo window lie in the zero border outside an ``(H, W)`` map.
+def halo_border_masks(H, W, block, pad_before, pad_after, device):
+    """Which window rows and columns of every Halo window lie in the zero border of the map.
 
-    The key map is padded by ``pad_before`` at the top/left and ``pad_after`` at the
-    bottom/right; block ``(I, J)``'s window starts at padded ``(I * block, J * block)``.
-    Returns a bool tensor ``(nH * nW, w * w)`` with ``w = block + pad_before + pad_after``
-    (blocks row-major, keys row-major in their window); True marks a key outside the map.
+    The key map ``(H, W)`` is padded by ``pad_before`` at the top/left and ``pad_after`` at the
+    bottom/right; block ``(I, J)``'s window of side ``w = block + pad_before + pad_after`` starts
+    at padded ``(I * block, J * block)``. The border is a frame, so a key is outside the map
+    exactly when its row or its column is.
+    Returns bool tensors ``rows (nH, w)`` and ``cols (nW, w)``; True marks outside.
     """
-    inside = torch.ones(1, 1, H, W, device=device)
-    inside = F.pad(inside, (pad_before, pad_after, pad_before, pad_after))
     window = block + pad_before + pad_after
-    windows = inside.unfold(2, window, block).unfold(3, window, block)  # (1, 1, nH, nW, w, w)
-    return windows.reshape(-1, window * window) == 0
+
+    def outside(size):
+        start = torch.arange(0, size, block, device=device)[:, None] - pad_before
+        position = start + torch.arange(window, device=device)
+        return (position < 0) | (position >= size)
+
+    return outside(H), outside(W)
