@@ -59,14 +59,15 @@ class UnifiedBlock(_ResidualBlock):
         self.mlp = Mlp(dim, mlp_ratio)
         self.gamma2 = nn.Parameter(torch.full((dim, ), float(layer_scale_init_value)))
 
-    # inference runs the MLP branch on chunks of tokens whose 4C-wide hidden activations take
-    # about this many elements (8 MiB in float32), so they stay in the CPU's cache
+    # CPU inference runs the MLP branch on chunks of tokens whose 4C-wide hidden activations
+    # take about this many elements (8 MiB in float32), so they stay in cache (on a GPU the
+    # extra kernel launches would cost more than they save)
     inference_chunk_elements = 1 << 21
 
     def forward(self, x, mixer_pos=None):
         mixer_in = x if mixer_pos is None else x + mixer_pos
         x = self.residual(x, self.gamma1, self.mixer(self.norm1(mixer_in)))
-        if self._records_nothing():
+        if x.device.type == 'cpu' and self._records_nothing():
             return self._mlp_branch_in_chunks(x)
         return self.residual(x, self.gamma2, self.mlp(self.norm2(x)))
 

@@ -23,3 +23,31 @@ def test_benchmark_tool_reference_and_sizes(tmp_path):
         assert r['images_per_s'] > 0 and r['peak_mem_mb'] > 0
         assert set(r) >= {'config', 'impl', 'batch_size', 'input_size', 'images_per_s',
                           'peak_mem_mb'}
+
+
+def test_benchmark_tool_utilisation_and_cfg_options(tmp_path):
+    """--utilisation/--mlp records (FLOPs from the MAC counter) on a detection backbone with
+    --cfg-options model.backbone.with_cp=True."""
+    out = tmp_path / 'bench.json'
+    cmd = [sys.executable, 'tools/analysis_tools/benchmark.py',
+           'configs/det/u_dwconv_micro_maskrcnn.py', '--batch-size', '1', '--input-size', '64',
+           '96', '--train', '--utilisation', '--mlp', '--peak-tflops', '1', '--warmup', '1',
+           '--iters', '1', '--device', 'cpu', '--json', str(out), '--cfg-options',
+           'model.backbone.with_cp=True']
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (record, ) = json.loads(out.read_text())
+    assert 'TFLOP/s achieved' in result.stdout
+
+    from stm_mm.analysis.complexity import complexity
+    from stm_mm.models import UnifiedBackbone
+    backbone = UnifiedBackbone('dwconv', 'micro', out_indices=(0, 1, 2, 3),
+                               norm_placement='output')
+    macs = complexity(backbone, (1, 3, 64, 96))['total']
+    assert abs(record['gflops_per_image'] - 6 * macs / 1e9) < 1e-9  # 2 FLOPs/MAC, x3 training
+    assert abs(record['utilisation'] - record['tflops']) < 1e-12  # peak of 1 TFLOP/s
+    dims = (32, 64, 128, 256)
+    assert [(r['stage'], r['tokens'], r['dim']) for r in record['mlp']] == [
+        (i, (64 // 2**(i + 2)) * (96 // 2**(i + 2)), dims[i]) for i in range(4)]
+    assert all(r['tflops'] > 0 for r in record['mlp'])

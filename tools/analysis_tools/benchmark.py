@@ -13,23 +13,25 @@ import argparse
 import json
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
-import stm_mm  # noqa: F401
+import stm_mm
 from stm_mm.analysis.benchmark import (dense_half_peak_tflops, max_output_difference,
                                        model_flops_per_image, time_model, time_stage_mlps)
 
 
-def build(config):
-    from mmpretrain.registry import MODELS
+def build(config, cfg_options=None):
+    """A classifier config gives ``image -> logits``; any other (detection) config its backbone."""
     cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
     cfg.model.pop('train_cfg', None)
     if cfg.model.get('type', '').endswith('ImageClassifier'):
+        from mmpretrain.registry import MODELS
         model = MODELS.build(cfg.model)
         return _Logits(model)
-    from mmdet.registry import MODELS as DET_MODELS
-    cfg.model.backbone.init_cfg = None
-    return DET_MODELS.build(cfg.model.backbone)
+    cfg.model.backbone.init_cfg = None  # no pretrained file needed to time it
+    return stm_mm.MODELS.build(cfg.model.backbone)
 
 
 class _Logits(torch.nn.Module):
@@ -86,6 +88,8 @@ def main():
     parser.add_argument('--peak-tflops', type=float,
                         help='dense half-precision peak of the device (default: known GPUs)')
     parser.add_argument('--json', help='write the records to this file')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config keys, e.g. model.backbone.with_cp=True')
     args = parser.parse_args()
     torch.manual_seed(0)
     sizes = [(s, s) for s in args.sizes] if args.sizes else [tuple(args.input_size)]
@@ -96,7 +100,7 @@ def main():
     print(f'{"config":<40}{"impl":>10}{"size":>10}{"img/s":>10}{"p50 ms":>9}{"p90 ms":>9}'
           f'{"peak MB":>9}{"ratio":>7}  max |diff|')
     for config in args.configs:
-        model = build(config)
+        model = build(config, args.cfg_options)
         runner = torch.compile(model) if args.compile else model
         base_time = None
         for size in sizes:
