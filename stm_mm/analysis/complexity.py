@@ -94,3 +94,32 @@ class _FeatureHead(nn.Module):
 
     def forward(self, x):
         return self.classifier(x, mode='tensor')
+
+
+def halo_unused_table_macs(model, input_shape=(1, 3, 224, 224)):
+    """MACs Halo spends scoring relative-position table rows its queries never use.
+
+    ``HaloAttention`` scores every query against all ``2w - 1`` rows of its height and width
+    tables in one matmul (as the authors' code does) and keeps the ``w`` rows per axis that
+    each query needs. Subtracting this from ``attention`` gives the count of the rows used,
+    which is what the paper's Table VII Halo rows correspond to.
+    """
+    from ..models.mixers.halo import HaloAttention
+    unused = []
+
+    def hook(module, inputs, output):
+        B, H, W, _ = inputs[0].shape
+        b, w = module.block_size, module.window_size
+        tokens = B * -(-H // b) * b * -(-W // b) * b
+        unused.append(tokens * module.num_heads * module.dim_qk * 2 * (w - 1))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, HaloAttention)]
+    model = _FeatureHead(model) if hasattr(model, 'extract_feat') else model
+    try:
+        with torch.no_grad():
+            model.eval()(torch.randn(*input_shape))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return sum(unused)

@@ -4,8 +4,7 @@ import torch.nn as nn
 
 from ...registry import TOKEN_MIXERS
 from ..utils import attention, pad_to_multiple
-from ..utils.attention import masked_fill_value
-from ..utils.windows import halo_border_masks
+from ..utils.windows import halo_border_logits
 from .base import TokenMixer
 
 
@@ -67,10 +66,15 @@ class HaloAttention(TokenMixer):
         self.width_rel = nn.Parameter(torch.empty(2 * self.window_size - 1, self.dim_qk))
         self.proj = nn.Linear(num_heads * self.dim_v, dim)
         # rel_index[qy, ky] = ky - qy + w - 1: the table row for query row qy and key row ky
-        # (the same holds for columns).
-        rel_index = (torch.arange(self.window_size)[None, :] - torch.arange(block_size)[:, None] +
-                     self.window_size - 1)
-        self.register_buffer('rel_index', rel_index, persistent=False)
+        # (the same holds for columns). For query (qy, qx), entries [:w] of rel_gather pick the
+        # height rows of [height_rel; width_rel] for every key row, entries [w:] the width rows
+        # for every key column.
+        w = self.window_size
+        rel_index = (torch.arange(w)[None, :] - torch.arange(block_size)[:, None] + w - 1)
+        rel_gather = torch.cat([rel_index[:, None, :].expand(-1, block_size, -1),
+                                rel_index[None, :, :].expand(block_size, -1, -1) + 2 * w - 1],
+                               dim=-1)  # (b, b, 2w)
+        self.register_buffer('rel_gather', rel_gather, persistent=False)
         self.init_weights()
 
     def init_weights(self):
@@ -100,22 +104,21 @@ class HaloAttention(TokenMixer):
     def relative_logits(self, q, Hp, Wp):
         """Query-related position logits with the border keys masked, one additive bias.
 
-        ``q (B, nBlocks, n, b*b, d)`` -> ``(B, nBlocks, n, b*b, w*w)``. The height and width
-        terms are computed per key row / column (``w`` values per query, not ``w*w``); the border
-        mask is added to them the same way (half a large finite negative each, so a key outside
-        in both directions stays finite) and one broadcast add writes the full bias.
+        ``q (B, nBlocks, n, b*b, d)`` -> ``(B, nBlocks, n, b*b, w*w)``. One matmul scores every
+        query against all ``2 * (2w - 1)`` table rows; a gather keeps the ``w`` height terms
+        (one per key row) and ``w`` width terms (one per key column) each query uses; the
+        border mask is added to those, and one broadcast add writes the full bias.
         """
         b, w = self.block_size, self.window_size
         B, nH, nW = q.shape[0], Hp // b, Wp // b
         q = q.view(B, nH, nW, self.num_heads, b, b, -1)  # (..., qy, qx, d)
-        rel_h = torch.einsum('...yxd,ykd->...yxk', q, self.height_rel[self.rel_index])
-        rel_w = torch.einsum('...yxd,xkd->...yxk', q, self.width_rel[self.rel_index])
-        rows, cols = halo_border_masks(Hp, Wp, b, self.pad_before, self.pad_after, q.device)
-        fill = masked_fill_value(rel_h.dtype) / 4
-        # contiguous small terms, so the large broadcast sum comes out contiguous too
-        rel_h = (rel_h + (rows.to(rel_h.dtype) * fill).view(nH, 1, 1, 1, 1, w)).contiguous()
-        rel_w = (rel_w + (cols.to(rel_w.dtype) * fill).view(nW, 1, 1, 1, w)).contiguous()
-        logits = rel_h[..., :, None] + rel_w[..., None, :]  # (..., qy, qx, ky, kx)
+        table = torch.cat([self.height_rel, self.width_rel]).to(q.dtype)
+        scores = q @ table.t()  # (..., qy, qx, 2 * (2w - 1))
+        terms = scores.gather(-1, self.rel_gather.expand(*scores.shape[:-1], 2 * w))
+        border = halo_border_logits(Hp, Wp, b, self.pad_before, self.pad_after, q.device,
+                                    terms.dtype)
+        terms = terms + border.view(nH, nW, 1, 1, 1, 2 * w)
+        logits = terms[..., :w, None] + terms[..., None, w:]  # (..., qy, qx, ky, kx)
         return logits.view(B, nH * nW, self.num_heads, b * b, w * w)
 
     def forward(self, x):

@@ -84,14 +84,16 @@ def swin_shift_mask(H, W, window, shift, device):
 
 
 @cache_per_size
-def halo_border_masks(H, W, block, pad_before, pad_after, device):
-    """Which window rows and columns of every Halo window lie in the zero border of the map.
+def halo_border_logits(H, W, block, pad_before, pad_after, device, dtype):
+    """Additive logits that mask the keys of every Halo window lying in the map's zero border.
 
     The key map ``(H, W)`` is padded by ``pad_before`` at the top/left and ``pad_after`` at the
     bottom/right; block ``(I, J)``'s window of side ``w = block + pad_before + pad_after`` starts
     at padded ``(I * block, J * block)``. The border is a frame, so a key is outside the map
-    exactly when its row or its column is.
-    Returns bool tensors ``rows (nH, w)`` and ``cols (nW, w)``; True marks outside.
+    exactly when its row or its column is: the mask splits into a row term and a column term.
+    Returns ``(nH, nW, 2 * w)``: ``[..., :w]`` for window rows, ``[..., w:]`` for window columns;
+    0 inside, a quarter of the dtype's most negative value outside (a key outside in both
+    directions gets half of it, still finite).
     """
     window = block + pad_before + pad_after
 
@@ -100,4 +102,7 @@ def halo_border_masks(H, W, block, pad_before, pad_after, device):
         position = start + torch.arange(window, device=device)
         return (position < 0) | (position >= size)
 
-    return outside(H), outside(W)
+    rows, cols = outside(H), outside(W)
+    both = torch.cat([rows[:, None, :].expand(-1, len(cols), -1),
+                      cols[None, :, :].expand(len(rows), -1, -1)], dim=-1)
+    return both.to(dtype) * (torch.finfo(dtype).min / 4)
