@@ -52,6 +52,22 @@ def window_merge(windows, H, W, window):
     return x.transpose(2, 3).reshape(B, H, W, C)
 
 
+@cache_per_size
+def shifted_window_order(H, W, window, shift, device):
+    """Shifted windows as one gather: token orders ``(order, inverse)``, int64 ``(H * W,)``.
+
+    ``x.flatten(1, 2).index_select(1, order)`` equals
+    ``window_partition(torch.roll(x, (-shift, -shift), (1, 2)), window)`` flattened (one copy
+    instead of the three that roll and partition make), and ``index_select(1, inverse)`` on the
+    flattened windows undoes it, roll back included.
+    """
+    tokens = torch.arange(H * W, device=device).view(1, H, W, 1)
+    order = window_partition(torch.roll(tokens, (-shift, -shift), (1, 2)), window).reshape(-1)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(H * W, device=device)
+    return order, inverse
+
+
 def relative_position_index(window):
     """Swin's ``(M*M, M*M)`` int64 index into a ``((2M-1)^2, heads)`` relative-position table.
 
