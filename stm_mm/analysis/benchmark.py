@@ -21,6 +21,14 @@ def _peak_memory_mb(device):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS
 
 
+def _step_contexts(device, amp, train):
+    """``(autocast, grad)`` context managers of one timed step."""
+    dtype = dict(bf16=torch.bfloat16, fp16=torch.float16).get(amp)
+    autocast = (torch.autocast(device.type, dtype=dtype) if dtype is not None else
+                contextlib.nullcontext())
+    return autocast, contextlib.nullcontext() if train else torch.no_grad()
+
+
 def time_model(model, batch_size, input_size, device='cpu', train=False, amp=None,
                reference=False, warmup=3, iters=10):
     """Time ``model`` (image -> tensor(s)) on random images ``(B, 3, H, W)``.
@@ -35,10 +43,7 @@ def time_model(model, batch_size, input_size, device='cpu', train=False, amp=Non
     device = torch.device(device)
     model = model.to(device).train(train)
     x = torch.randn(batch_size, 3, *input_size, device=device)
-    dtype = dict(bf16=torch.bfloat16, fp16=torch.float16).get(amp)
-    autocast = (torch.autocast(device.type, dtype=dtype) if dtype is not None else
-                contextlib.nullcontext())
-    grad = contextlib.nullcontext() if train else torch.no_grad()
+    autocast, grad = _step_contexts(device, amp, train)
 
     def step():
         with grad, autocast:
@@ -128,16 +133,13 @@ def time_stage_mlps(backbone, batch_size, input_size, device='cpu', amp=None, tr
     ``tflops`` (achieved, 2 FLOPs per MAC, x3 with backward).
     """
     device = torch.device(device)
-    dtype = dict(bf16=torch.bfloat16, fp16=torch.float16).get(amp)
     records = []
     for index, stage in enumerate(backbone.stages):
         mlp = copy.deepcopy(stage.blocks[0].mlp).to(device).train(train)
         size = [s // 2**(index + 2) for s in input_size]
         x = torch.randn(batch_size, *size, mlp.fc1.in_features, device=device,
                         requires_grad=train)
-        autocast = (torch.autocast(device.type, dtype=dtype) if dtype is not None else
-                    contextlib.nullcontext())
-        grad = contextlib.nullcontext() if train else torch.no_grad()
+        autocast, grad = _step_contexts(device, amp, train)
 
         def step():
             with grad, autocast:
