@@ -16,6 +16,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
+# this checkout's stm_mm first, whichever clone the shared environment was installed from
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 
 PY=${PYTHON:-}
 if [ -z "$PY" ]; then
