@@ -4,7 +4,8 @@ import torch.nn as nn
 
 from ...registry import TOKEN_MIXERS
 from ..utils import attention, pad_to_multiple
-from ..utils.windows import halo_border_logits
+from ..utils.attention import masked_fill_value, reference_enabled
+from ..utils.windows import halo_border_logits, halo_key_padding_mask
 from .base import TokenMixer
 
 
@@ -74,6 +75,7 @@ class HaloAttention(TokenMixer):
         rel_gather = torch.cat([rel_index[:, None, :].expand(-1, block_size, -1),
                                 rel_index[None, :, :].expand(block_size, -1, -1) + 2 * w - 1],
                                dim=-1)  # (b, b, 2w)
+        self.register_buffer('rel_index', rel_index, persistent=False)
         self.register_buffer('rel_gather', rel_gather, persistent=False)
         self.init_weights()
 
@@ -121,6 +123,17 @@ class HaloAttention(TokenMixer):
         logits = terms[..., :w, None] + terms[..., None, w:]  # (..., qy, qx, ky, kx)
         return logits.view(B, nH * nW, self.num_heads, b * b, w * w)
 
+    def relative_logits_reference(self, q, Hp, Wp):
+        """:meth:`relative_logits` written out: per-row table lookups, the full sum, a mask."""
+        b, w = self.block_size, self.window_size
+        q = q.unflatten(-2, (b, b))  # (..., qy, qx, d)
+        rel_h = torch.einsum('...yxd,ykd->...yxk', q, self.height_rel[self.rel_index])
+        rel_w = torch.einsum('...yxd,xkd->...yxk', q, self.width_rel[self.rel_index])
+        logits = (rel_h[..., :, None] + rel_w[..., None, :]).flatten(-2)  # (..., qy, qx, w*w)
+        logits = logits.flatten(-3, -2)  # (B, nBlocks, n, b*b, w*w)
+        outside = halo_key_padding_mask(Hp, Wp, b, self.pad_before, self.pad_after, q.device)
+        return logits.masked_fill(outside[:, None, None, :], masked_fill_value(logits.dtype))
+
     def forward(self, x):
         B, H, W, _ = x.shape
         b = self.block_size
@@ -128,7 +141,10 @@ class HaloAttention(TokenMixer):
         Hp, Wp = x.shape[1:3]
         q = self._blocks(self.q(x))
         k, v = self._windows(self.kv(x))
-        bias = self.relative_logits(q, Hp, Wp)
+        if reference_enabled():
+            bias = self.relative_logits_reference(q, Hp, Wp)
+        else:
+            bias = self.relative_logits(q, Hp, Wp)
         out = attention(q, k, v, bias, self.scale)  # (B, nBlocks, n, b*b, dv)
         out = out.view(B, Hp // b, Wp // b, self.num_heads, b, b, self.dim_v)
         out = out.permute(0, 1, 4, 2, 5, 3, 6).reshape(B, Hp, Wp, -1)

@@ -5,6 +5,7 @@ import torch.nn as nn
 from ...registry import TOKEN_MIXERS
 from ..utils import (attention, pad_to_multiple, relative_position_index, swin_shift_mask,
                      window_merge, window_partition)
+from ..utils.attention import reference_enabled
 from ..utils.windows import shifted_window_order
 from .base import TokenMixer
 
@@ -65,10 +66,13 @@ class ShiftedWindowAttention(TokenMixer):
         shift = self.shift_for(H, W)
         x, _ = pad_to_multiple(x, M)
         Hp, Wp = x.shape[1:3]
-        if shift:  # roll + partition as one gather
+        gather = shift and not reference_enabled()
+        if gather:  # roll + partition as one gather
             order, inverse = shifted_window_order(Hp, Wp, M, shift, x.device)
             windows = x.reshape(B, Hp * Wp, C).index_select(1, order).view(B, -1, M * M, C)
         else:
+            if shift:
+                x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
             windows = window_partition(x, M)  # (B, nW, M*M, C)
         nW = windows.shape[1]
         qkv = self.qkv(windows).view(B, nW, M * M, 3, n, C // n).permute(3, 0, 1, 4, 2, 5)
@@ -78,8 +82,10 @@ class ShiftedWindowAttention(TokenMixer):
             bias = bias + swin_shift_mask(Hp, Wp, M, shift, x.device)[:, None]
         out = attention(q, k, v, bias, self.scale)
         out = self.proj(out.transpose(2, 3).reshape(B, nW, M * M, C))
-        if shift:
+        if gather:
             x = out.reshape(B, Hp * Wp, C).index_select(1, inverse).view(B, Hp, Wp, C)
         else:
             x = window_merge(out, Hp, Wp, M)
+            if shift:
+                x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))
         return x[:, :H, :W]

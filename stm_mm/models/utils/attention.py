@@ -17,13 +17,21 @@ _state = threading.local()
 
 @contextlib.contextmanager
 def use_reference_attention(enabled=True):
-    """Within the context, ``attention`` runs the unfused reference (for tests and benchmarks)."""
+    """Within the context the attention mixers run their straightforward reference: ``attention``
+    materialises the scores, and Halo/Swin build biases and windows the readable way (tests
+    and ``benchmark.py --reference`` compare the fast path against it)."""
     previous = getattr(_state, 'reference', False)
     _state.reference = enabled
     try:
         yield
     finally:
         _state.reference = previous
+
+
+def reference_enabled():
+    """True inside :func:`use_reference_attention`: mixers then run their readable reference
+    code (explicit masks, per-row einsums, roll + partition) as well as the unfused core."""
+    return getattr(_state, 'reference', False)
 
 
 def reference_attention(q, k, v, bias=None, scale=None):
@@ -50,9 +58,11 @@ def attention(q, k, v, bias=None, scale=None):
     path several times slower), so inputs with several batch-like dims, e.g.
     ``(B, windows, heads, L, D)``, are folded first. A bias that is the same for every window
     (``(heads, L, S)``) folds the leading dims into the batch (views of q, k, v; the bias is
-    broadcast, not copied); a bias that differs per window folds windows into heads instead.
+    broadcast, not copied); a per-window bias shared by the batch is copied per image and the
+    windows still fold into the batch; a bias with its own batch dim (Halo) folds windows into
+    heads.
     """
-    if getattr(_state, 'reference', False):
+    if reference_enabled():
         return reference_attention(q, k, v, bias, scale)
     lead = q.shape[:-2]
     if len(lead) > 2:
@@ -62,6 +72,11 @@ def attention(q, k, v, bias=None, scale=None):
             q, k, v = (t.reshape(-1, *t.shape[-3:]) for t in (q, k, v))
             if bias is not None:
                 bias = bias.reshape(1, *bias.shape[-3:])
+        elif bias.shape[0] == 1:
+            # a per-window bias shared by the batch (shifted Swin): copying it once per image is
+            # cheaper than copying q, k and v into a windows-as-heads layout
+            q, k, v = (t.reshape(-1, *t.shape[-3:]) for t in (q, k, v))
+            bias = bias.expand(*lead, *bias.shape[-2:]).reshape(-1, *bias.shape[-3:])
         else:
             q, k, v = (t.reshape(lead[0], -1, *t.shape[-2:]) for t in (q, k, v))
             bias = bias.expand(bias.shape[0], *lead[1:], *bias.shape[-2:])

@@ -100,6 +100,21 @@ def swin_shift_mask(H, W, window, shift, device):
 
 
 @cache_per_size
+def halo_key_padding_mask(H, W, block, pad_before, pad_after, device):
+    """Which keys of every Halo window lie in the zero border outside an ``(H, W)`` map.
+
+    The readable form of :func:`halo_border_logits`: the ``inside`` indicator of the map is
+    padded like the keys and cut into the same windows. Returns a bool tensor
+    ``(nH * nW, w * w)`` (blocks and keys row-major); True marks a key outside the map.
+    """
+    inside = torch.ones(1, 1, H, W, device=device)
+    inside = F.pad(inside, (pad_before, pad_after, pad_before, pad_after))
+    window = block + pad_before + pad_after
+    windows = inside.unfold(2, window, block).unfold(3, window, block)  # (1, 1, nH, nW, w, w)
+    return windows.reshape(-1, window * window) == 0
+
+
+@cache_per_size
 def halo_border_logits(H, W, block, pad_before, pad_after, device, dtype):
     """Additive logits that mask the keys of every Halo window lying in the map's zero border.
 
