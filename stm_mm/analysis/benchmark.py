@@ -29,47 +29,64 @@ def _step_contexts(device, amp, train):
     return autocast, contextlib.nullcontext() if train else torch.no_grad()
 
 
-def time_model(model, batch_size, input_size, device='cpu', train=False, amp=None,
-               reference=False, warmup=3, iters=10):
-    """Time ``model`` (image -> tensor(s)) on random images ``(B, 3, H, W)``.
+def time_variants(model, variants, batch_size, device='cpu', train=False, amp=None, warmup=3,
+                  iters=10):
+    """Time variants of ``model`` (image -> tensor(s)) side by side, in interleaved rounds.
+
+    Each round runs one step of every variant (``dict(input_size=(H, W), reference=bool)``: random
+    images ``(B, 3, H, W)``, the readable reference attention or not), so a machine that speeds
+    up or slows down during the measurement (shared or throttled CPUs) affects every variant
+    alike and their ratios stay fair.
 
     Args:
         train: time forward + backward (of the sum of the outputs) instead of inference.
         amp: None, ``'bf16'`` or ``'fp16'`` autocast.
-        reference: run the unfused reference attention.
     Returns:
-        dict with ``images_per_s``, ``latency_ms`` (p50, p90, p99), ``peak_mem_mb``.
+        one dict per variant with ``images_per_s``, ``latency_ms`` (p50, p90, p99) and
+        ``peak_mem_mb`` (CUDA: the variant's own peak; CPU: the process's peak RSS).
     """
     device = torch.device(device)
     model = model.to(device).train(train)
-    x = torch.randn(batch_size, 3, *input_size, device=device)
     autocast, grad = _step_contexts(device, amp, train)
 
-    def step():
-        with grad, autocast:
-            out = model(x)
-            out = out if isinstance(out, torch.Tensor) else sum(o.float().sum() for o in out)
-        if train:
-            out.float().sum().backward()
-            model.zero_grad(set_to_none=True)
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
+    def make_step(input_size, reference):
+        x = torch.randn(batch_size, 3, *input_size, device=device)
 
-    if device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    with use_reference_attention(reference):
-        for i in range(warmup + iters):
+        def step():
+            with use_reference_attention(reference):
+                with grad, autocast:
+                    out = model(x)
+                    out = (out if isinstance(out, torch.Tensor) else
+                           sum(o.float().sum() for o in out))
+                if train:
+                    out.float().sum().backward()
+                    model.zero_grad(set_to_none=True)
+            if device.type == 'cuda':
+                torch.cuda.synchronize(device)
+
+        return step
+
+    steps = [make_step(tuple(v['input_size']), v.get('reference', False)) for v in variants]
+    times = [[] for _ in steps]
+    peaks = [0.0 for _ in steps]
+    for round_index in range(warmup + iters):
+        for i, step in enumerate(steps):
+            if device.type == 'cuda':
+                torch.cuda.reset_peak_memory_stats(device)
             start = time.perf_counter()
             step()
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-    times = np.array(times) * 1000
-    return dict(images_per_s=batch_size / (times.mean() / 1000),
-                latency_ms=dict(p50=float(np.percentile(times, 50)),
-                                p90=float(np.percentile(times, 90)),
-                                p99=float(np.percentile(times, 99))),
-                peak_mem_mb=_peak_memory_mb(device))
+            if round_index >= warmup:
+                times[i].append(time.perf_counter() - start)
+            peaks[i] = max(peaks[i], _peak_memory_mb(device))
+    results = []
+    for variant_times, peak in zip(times, peaks):
+        ms = np.array(variant_times) * 1000
+        results.append(dict(images_per_s=batch_size / (ms.mean() / 1000),
+                            latency_ms=dict(p50=float(np.percentile(ms, 50)),
+                                            p90=float(np.percentile(ms, 90)),
+                                            p99=float(np.percentile(ms, 99))),
+                            peak_mem_mb=peak))
+    return results
 
 
 def max_output_difference(model, batch_size, input_size, device='cpu'):

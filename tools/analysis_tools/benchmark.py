@@ -17,7 +17,7 @@ from mmengine.config import Config, DictAction
 
 import stm_mm
 from stm_mm.analysis.benchmark import (dense_half_peak_tflops, max_output_difference,
-                                       model_flops_per_image, time_model, time_stage_mlps)
+                                       model_flops_per_image, time_stage_mlps, time_variants)
 
 
 def build(config, cfg_options=None):
@@ -103,13 +103,16 @@ def main():
         model = build(config, args.cfg_options)
         runner = torch.compile(model) if args.compile else model
         base_time = None
+        impls = ['fast', 'reference'] if args.reference else ['fast']
+        variants = [dict(input_size=size, reference=impl == 'reference')
+                    for size in sizes for impl in impls]
+        # every (size, impl) pair is timed in the same interleaved rounds
+        results = iter(time_variants(runner, variants, args.batch_size, args.device, args.train,
+                                     args.amp, args.warmup, args.iters))
         for size in sizes:
-            impls = ['fast', 'reference'] if args.reference else ['fast']
             fast_ips = None
             for impl in impls:
-                r = time_model(runner, args.batch_size, size, args.device, args.train, args.amp,
-                               reference=impl == 'reference', warmup=args.warmup,
-                               iters=args.iters)
+                r = next(results)
                 extra = ''
                 if impl == 'fast':
                     fast_ips = r['images_per_s']
