@@ -51,3 +51,26 @@ def test_benchmark_tool_utilisation_and_cfg_options(tmp_path):
     assert [(r['stage'], r['tokens'], r['dim']) for r in record['mlp']] == [
         (i, (64 // 2**(i + 2)) * (96 // 2**(i + 2)), dims[i]) for i in range(4)]
     assert all(r['tflops'] > 0 for r in record['mlp'])
+
+
+def test_keep_freed_cpu_memory_on_glibc():
+    """Large buffers come from the heap afterwards: once the heap has grown, a new 64 MiB tensor
+    faults no new pages (through mmap, every one faults all of its 16384)."""
+    import platform
+
+    import pytest
+    if platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc':
+        pytest.skip('glibc only')
+    script = ('import resource, torch\n'
+              'from stm_mm.analysis.benchmark import keep_freed_cpu_memory\n'
+              'assert keep_freed_cpu_memory()\n'
+              'for _ in range(3):\n'
+              '    torch.ones(16 * 2**20)\n'
+              'before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n'
+              'torch.ones(16 * 2**20)\n'
+              'print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n')
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    result = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout.split()[-1]) < 1000

@@ -16,8 +16,9 @@ import torch
 from mmengine.config import Config, DictAction
 
 import stm_mm
-from stm_mm.analysis.benchmark import (dense_half_peak_tflops, max_output_difference,
-                                       model_flops_per_image, time_stage_mlps, time_variants)
+from stm_mm.analysis.benchmark import (dense_half_peak_tflops, keep_freed_cpu_memory,
+                                       max_output_difference, model_flops_per_image,
+                                       time_stage_mlps, time_variants)
 
 
 def build(config, cfg_options=None):
@@ -87,11 +88,17 @@ def main():
                         help='with --utilisation: time every stage\'s MLP alone too')
     parser.add_argument('--peak-tflops', type=float,
                         help='dense half-precision peak of the device (default: known GPUs)')
+    parser.add_argument('--system-malloc', action='store_true',
+                        help='leave glibc malloc as configured (by default large CPU buffers '
+                        'are kept instead of unmapped after every pass, see docs/speed.md)')
     parser.add_argument('--json', help='write the records to this file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config keys, e.g. model.backbone.with_cp=True')
     args = parser.parse_args()
     torch.manual_seed(0)
+    if args.device == 'cpu' and not args.system_malloc and not keep_freed_cpu_memory():
+        print('note: could not configure malloc (no glibc); large buffers are unmapped and '
+              'page-faulted again on every pass')
     sizes = [(s, s) for s in args.sizes] if args.sizes else [tuple(args.input_size)]
     records = []
     peak = args.peak_tflops or dense_half_peak_tflops(args.device)
