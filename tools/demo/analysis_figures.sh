@@ -18,15 +18,8 @@
 # where make demo-det leaves it), DET_DATA (default data/digit_scenes/annotations/
 # instances_val.json), DET_IMAGES (default 30).
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$root"
-# this checkout's stm_mm first, whichever clone the shared environment was installed from
-export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
-
-PY=${PYTHON:-}
-if [ -z "$PY" ]; then
-  if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python; fi
-fi
+# shellcheck source=tools/demo/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 WORK_DIRS=${WORK_DIRS:-work_dirs/demo}
 OUT=${OUT:-docs/figures}
 ANALYSIS_DIR=${ANALYSIS_DIR:-work_dirs/analysis}

@@ -11,15 +11,8 @@
 # e.g. "train_cfg.max_epochs=5").
 # Outputs: $WORK_DIRS/cls_${STM}_micro/ (logs, checkpoints) and $WORK_DIRS/cls_${STM}_micro.pth.
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$root"
-# this checkout's stm_mm first, whichever clone the shared environment was installed from
-export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
-
-PY=${PYTHON:-}
-if [ -z "$PY" ]; then
-  if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python; fi
-fi
+# shellcheck source=tools/demo/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 STM=${STM:-halo}
 DATA=${DATA:-data/digits}
 WORK_DIRS=${WORK_DIRS:-work_dirs/demo}

@@ -14,15 +14,8 @@
 # PYTHON, EXTRA_CFG_OPTIONS (appended to --cfg-options, e.g. "train_cfg.max_iters=200").
 # Outputs: $WORK_DIRS/det_${STM}_micro/ (logs, checkpoint, coco_metrics.json).
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$root"
-# this checkout's stm_mm first, whichever clone the shared environment was installed from
-export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
-
-PY=${PYTHON:-}
-if [ -z "$PY" ]; then
-  if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python; fi
-fi
+# shellcheck source=tools/demo/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 STM=${STM:-halo}
 DATA=${DATA:-data/digit_scenes}
 DATA=${DATA%/}
