@@ -8,6 +8,8 @@ import functools
 import torch
 import torch.nn.functional as F
 
+from .attention import masked_fill_value
+
 
 def cache_per_size(fn):
     """Memoise a mask builder on its (hashable) size/device arguments.
@@ -136,4 +138,4 @@ def halo_border_logits(H, W, block, pad_before, pad_after, device, dtype):
     rows, cols = outside(H), outside(W)
     both = torch.cat([rows[:, None, :].expand(-1, len(cols), -1),
                       cols[None, :, :].expand(len(rows), -1, -1)], dim=-1)
-    return both.to(dtype) * (torch.finfo(dtype).min / 4)
+    return both.to(dtype) * (masked_fill_value(dtype) / 4)
