@@ -1,6 +1,6 @@
 """Checkpoint key maps between the authors' layout and stm_mm's (pure functions on state dicts).
 
-The authors' classification keys (``../shared/spec/official_keys``) are flat
+The authors' classification keys (listed in ``tests/data/official_keys.json.gz``) are flat
 (``downsample_layers.*``, ``stages.i.j.*``, ``stage_norms.*``, ``conv_head.*``, ``head.*``);
 stm_mm's classifier is an mmpretrain ``ImageClassifier`` whose keys start with ``backbone.``,
 ``neck.`` and ``head.``. Besides renaming, a few tensors change shape: layer scales become
@@ -192,16 +192,4 @@ def load_state_dict_checked(model, state_dict):
     """``model.load_state_dict(strict=True)`` with a readable error instead of torch's."""
     check_state_dict_fits(model, state_dict)
     model.load_state_dict(state_dict, strict=True)
-
-
-def load_official_keys(path):
-    """Read an ``official_keys/<model>.txt`` file: ``{key: shape}``."""
-    import json
-    keys = {}
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                key, shape = line.rstrip('\n').split('\t')
-                keys[key] = tuple(json.loads(shape))
-    return keys
 

@@ -13,7 +13,7 @@ into categories so each paper convention can be reproduced:
 
 The paper's Halo, PVT and DW-Conv rows equal ``conv + linear + 2/5 * layer norm`` (attention
 products left out); its Swin and DCNv3 rows are close to the fvcore-style ``total`` without
-``sampling`` (reference_complexity.md).
+``sampling`` (the authors' own fvcore measurements).
 """
 import re
 from collections import Counter

@@ -1,6 +1,6 @@
 """Translation, rotation and scale invariance (paper section 6, Fig. 7).
 
-Classification (the authors' protocol, spec/architecture.md section 8, with the sizes as
+Classification (the authors' protocol, with the sizes as
 parameters so it also runs on 32x32 digits): every image gives one **standard view** (shorter
 side resized to ``resize`` = ``int(img_size / crop_ratio)``, bicubic; centre crop ``img_size``)
 and one view per setting:

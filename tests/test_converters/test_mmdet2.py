@@ -13,11 +13,11 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from stm_mm.converters import _DROPPED, load_official_keys
+from stm_mm.converters import _DROPPED
 from stm_mm.models import STM_NAMES
 from stm_mm.transfer import mmdet2_to_stm_mm, stm_mm_to_mmdet2
 
-from .test_official_classification import KEYS_DIR, OFFICIAL_NAME
+from ..official_keys import official_keys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -49,18 +49,16 @@ def authors_detector_state_dict(model, stm):
 def test_mmdet2_round_trip(stm):
     model = build_detector(stm)
     ours, theirs = authors_detector_state_dict(model, stm)
-    if osp.isdir(KEYS_DIR):
-        cls_keys = load_official_keys(osp.join(KEYS_DIR,
-                                               f'unified_{OFFICIAL_NAME[stm]}_micro.txt'))
-        expected = {'backbone.' + k: s for k, s in cls_keys.items()
-                    if not k.startswith(('stage_norms.', 'conv_head.', 'head.'))
-                    and not k.endswith('attn_mask')}
-        for i in range(4):
-            dim = cls_keys[f'stage_norms.{i}.weight'][0]
-            for p in ('weight', 'bias'):
-                expected[f'backbone.out_norm_{i}.{p}'] = (dim, )
-        got = {k: tuple(v.shape) for k, v in theirs.items() if k.startswith('backbone.')}
-        assert got == expected
+    cls_keys = official_keys(stm, 'micro')
+    expected = {'backbone.' + k: s for k, s in cls_keys.items()
+                if not k.startswith(('stage_norms.', 'conv_head.', 'head.'))
+                and not k.endswith('attn_mask')}
+    for i in range(4):
+        dim = cls_keys[f'stage_norms.{i}.weight'][0]
+        for p in ('weight', 'bias'):
+            expected[f'backbone.out_norm_{i}.{p}'] = (dim, )
+    got = {k: tuple(v.shape) for k, v in theirs.items() if k.startswith('backbone.')}
+    assert got == expected
     converted, report = mmdet2_to_stm_mm(theirs)
     assert set(converted) == set(ours)
     for key, value in ours.items():

@@ -1,7 +1,7 @@
 """The authors' classification checkpoints <-> stm_mm, on synthetic state dicts of all 20 models.
 
-Each state dict is built from the key/shape lists in shared/spec/official_keys (every tensor of
-the authors' models) filled with random values, converted, loaded strictly into the classifier of
+Each state dict is built from the authors' key/shape lists (every tensor of their models,
+vendored in tests/data/official_keys.json.gz) filled with random values, converted, loaded strictly into the classifier of
 configs/_base_/models/u_<stm>_<scale>.py and converted back.
 """
 import os
@@ -13,23 +13,17 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from stm_mm.converters import (_DROPPED, load_official_keys, official_to_stm_mm,
-                               stm_mm_to_official)
+from stm_mm.converters import _DROPPED, official_to_stm_mm, stm_mm_to_official
 from stm_mm.models import SCALES, STM_NAMES
 
-from ..conftest import SPEC_DIR
+from ..official_keys import official_keys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-KEYS_DIR = osp.join(SPEC_DIR, 'official_keys')
-OFFICIAL_NAME = dict(halo='halo', pvt='pvt', swin='swin', dwconv='convnext', dcnv3='dcn_v3')
-
-pytestmark = pytest.mark.skipif(not osp.isdir(KEYS_DIR),
-                                reason='shared/spec/official_keys not available')
 
 
 def official_state_dict(stm, scale, seed=0):
     """Random tensors with the authors' keys and shapes (int64 buffers, scalar BN counter)."""
-    keys = load_official_keys(osp.join(KEYS_DIR, f'unified_{OFFICIAL_NAME[stm]}_{scale}.txt'))
+    keys = official_keys(stm, scale)
     gen = torch.Generator().manual_seed(seed)
     state = {}
     for key, shape in keys.items():

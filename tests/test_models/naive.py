@@ -1,4 +1,4 @@
-"""Slow, loop-based implementations written straight from the spec (architecture.md, section 3).
+"""Slow, loop-based implementations written straight from the papers' and the authors' definitions.
 
 They share no code with stm_mm.models; the mixers are tested against them.
 """

@@ -41,7 +41,7 @@ def test_ablation_config_forward_backward(path):
 
 
 def test_original_swin_matches_authors_parameter_count():
-    """official_swin_tiny in the authors' code: 28.297M parameters (reference_complexity.md)."""
+    """official_swin_tiny in the authors' code: 28.297M parameters (the authors' own count)."""
     model, _ = build(os.path.join(ROOT, 'configs/cls/ablation/u_swin_tiny_nonoverlap_in1k.py'))
     assert round(sum(p.numel() for p in model.parameters()) / 1e6, 3) == 28.297
 

@@ -9,7 +9,7 @@ from stm_mm.models import ARCH_ZOO, SCALES, STM_NAMES, UnifiedBackbone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# All parameters of the authors' models with a 1000-class head (reference_complexity.md).
+# All parameters of the authors' models with a 1000-class head (counted on the authors' code).
 OFFICIAL_PARAMS = {
     ('halo', 'micro'): 4_389_672, ('halo', 'tiny'): 31_523_176,
     ('halo', 'small'): 52_831_336, ('halo', 'base'): 93_327_336,

@@ -24,9 +24,17 @@ EXT = dcnv3_func._ext
 needs_ext = pytest.mark.skipif(
     EXT is None, reason=f'stm_mm._ext is not built ({dcnv3_func._EXT_ERROR}); build it with '
     '`pip install -e .`')
-needs_cuda_ext = pytest.mark.skipif(
-    EXT is None or not torch.cuda.is_available() or not EXT.with_cuda(),
-    reason='needs a GPU and stm_mm._ext built with CUDA kernels (FORCE_CUDA=1 pip install -e .)')
+
+
+def needs_cuda_ext(test):
+    """A GPU test: marked ``cuda`` (the one kind of skip the suite allows, see conftest.py) and
+    skipped without a GPU and CUDA kernels."""
+    return pytest.mark.cuda(pytest.mark.skipif(
+        EXT is None or not torch.cuda.is_available() or not EXT.with_cuda(),
+        reason='needs a GPU and stm_mm._ext built with CUDA kernels (FORCE_CUDA=1 pip install '
+        '-e .)')(test))
+
+
 TOL = dict(rtol=1e-4, atol=1e-4)  # float32 values of order 1-10, summed in different orders
 
 
@@ -410,6 +418,7 @@ CUDA_HOME = os.environ.get('CUDA_HOME', '/usr/local/cuda')
 
 
 @pytest.mark.slow
+@pytest.mark.cuda
 @pytest.mark.skipif(not os.path.exists(os.path.join(CUDA_HOME, 'bin', 'nvcc')),
                     reason=f'nvcc not found under CUDA_HOME={CUDA_HOME}')
 def test_cuda_sources_compile(tmp_path):

@@ -1,4 +1,4 @@
-"""MAC counts reproduce the authors' fvcore measurements (reference_complexity.md) exactly."""
+"""MAC counts reproduce the authors' fvcore measurements exactly."""
 import os
 
 import pytest

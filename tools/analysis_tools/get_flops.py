@@ -16,7 +16,7 @@ from stm_mm.analysis.paper import TABLE_IV, TABLE_VII
 from stm_mm.models import SCALES, STM_NAMES
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-# The counting convention each row of Table IV follows (reference_complexity.md).
+# The counting convention each row of Table IV follows (checked against the authors' fvcore counts).
 PAPER_CONVENTION = dict(halo='paper_local', pvt='paper_local', dwconv='paper_local',
                         swin='total', dcnv3='total')
 
