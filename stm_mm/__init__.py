@@ -2,14 +2,16 @@
 
 Importing the package registers ``UnifiedBackbone`` and ``ExtraTransformNeck`` in MMEngine's
 ``MODELS`` registry (reachable from mmpretrain and mmdet configs through
-``custom_imports=dict(imports=['stm_mm'])``) and the five token mixers in ``TOKEN_MIXERS``.
+``custom_imports=dict(imports=['stm_mm'])``) and the five token mixers in ``TOKEN_MIXERS``, and
+makes MMEngine read checkpoints through :mod:`stm_mm.checkpoint_io` (weights only, never code).
 """
-from .checkpoint_compat import allow_mmengine_checkpoints
+from .checkpoint_io import install_mmengine_loader, register_allowed_globals
 from .models import ExtraTransformNeck, UnifiedBackbone
 from .registry import MODELS, TOKEN_MIXERS
 
 __version__ = '0.1.0'
 
-allow_mmengine_checkpoints()
+register_allowed_globals()
+install_mmengine_loader()
 
 __all__ = ['UnifiedBackbone', 'ExtraTransformNeck', 'MODELS', 'TOKEN_MIXERS', '__version__']

@@ -10,6 +10,7 @@ import argparse
 from mmengine.config import Config, DictAction
 
 import stm_mm  # noqa: F401
+from stm_mm.checkpoint_io import add_unsafe_load_option
 from stm_mm.engine import apply_cli_options, build_runner, finish_distributed, init_distributed
 
 
@@ -27,6 +28,7 @@ def parse_args():
                         help='override config settings')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
+    add_unsafe_load_option(parser)  # full unpickling of trusted checkpoints only
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
     return parser.parse_args()
 

@@ -13,6 +13,7 @@ import sys
 from mmengine.config import Config, DictAction
 
 import stm_mm  # noqa: F401  (registers the models; allow-lists MMEngine checkpoints)
+from stm_mm.checkpoint_io import add_unsafe_load_option
 from stm_mm.engine import (apply_cli_options, build_runner, exit_code_of, finish_distributed,
                            format_error, init_distributed)
 
@@ -40,6 +41,7 @@ def parse_args(argv=None):
     parser.add_argument('--non-strict-load', action='store_true',
                         help='allow --load-from / load_from checkpoints that do not fit the '
                         'model exactly (missing/unexpected keys are then only logged)')
+    add_unsafe_load_option(parser)  # full unpickling of trusted checkpoints only
     parser.add_argument('--debug', action='store_true',
                         help='show the full traceback of an error')
     return parser.parse_args(argv)

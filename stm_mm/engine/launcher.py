@@ -197,6 +197,20 @@ def format_error(exc):
     return text if known else f'{type(exc).__name__}: {text}'
 
 
+def report_errors(fn, *args, debug=False):
+    """Run ``fn(*args)``; an error ends the process with one line ``error: ...`` on stderr and
+    :func:`exit_code_of` (``debug``: raise it with its traceback). For the tools' ``main``."""
+    import sys
+    if debug:
+        return fn(*args)
+    try:
+        return fn(*args)
+    except Exception as e:  # noqa: B902 - reported as one line; --debug for the traceback
+        print(f'error: {format_error(e)}', file=sys.stderr)
+        print('(run with --debug for the full traceback)', file=sys.stderr)
+        sys.exit(exit_code_of(e))
+
+
 def exit_code_of(exc):
     """2 for bad input (config, data, checkpoint, launch), 3 for a stopped run (NaN loss)."""
     return getattr(exc, 'exit_code', 2)

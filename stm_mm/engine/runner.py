@@ -40,6 +40,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 
+from ..checkpoint_io import CheckpointReadError
 from ..converters import check_state_dict_fits
 from .hooks import (FiniteLossHook, NonFiniteLossError, ReliableCheckpointHook,
                     atomic_write, checkpoint_sort_key)
@@ -86,27 +87,11 @@ def _first_line(text, limit=300):
     return text if len(text) <= limit else text[:limit] + '...'
 
 
-def describe_load_failure(filename, exc):
-    """One readable sentence for a checkpoint that ``torch.load`` rejected."""
-    try:
-        size = f'{osp.getsize(filename)} bytes'
-    except OSError:
-        size = 'size unknown'
-    msg = str(exc)
-    if 'Unsupported global' in msg:
-        m = re.search(r'Unsupported global: GLOBAL ([\w.]+)', msg)
-        what = f' ({m.group(1)})' if m else ''
-        return (f'checkpoint {filename} holds Python objects that are not allow-listed for '
-                f'safe loading{what}; fix: re-save only tensors (e.g. tools/model_converters) or '
-                'load a checkpoint written by MMEngine/stm_mm')
-    return (f'checkpoint {filename} cannot be read ({size}): it is truncated or corrupt '
-            f'[{type(exc).__name__}: {_first_line(msg, 160)}]; fix: resume from an earlier '
-            'checkpoint (--resume without a path picks the newest complete one) or download/'
-            'copy the file again')
-
-
 def read_checkpoint(filename, map_location='cpu'):
-    """``mmengine``'s ``_load_checkpoint`` with :class:`CheckpointError` for unreadable files."""
+    """``mmengine``'s ``_load_checkpoint`` with :class:`CheckpointError` for unreadable files.
+
+    Local files and URLs are read by :func:`stm_mm.checkpoint_io.load_checkpoint` (weights only;
+    its messages tell forbidden objects, truncated files and non-checkpoints apart)."""
     if '://' not in str(filename) and not osp.isfile(filename):
         raise CheckpointError(f'checkpoint file not found: {filename}; fix: check the path '
                               '(load_from / --resume / init_cfg checkpoint)')
@@ -114,8 +99,11 @@ def read_checkpoint(filename, map_location='cpu'):
         return _load_checkpoint(filename, map_location=map_location)
     except CheckpointError:
         raise
-    except Exception as e:  # truncated zip, unpickling errors, EOF, ...
-        raise CheckpointError(describe_load_failure(filename, e)) from e
+    except CheckpointReadError as e:
+        raise CheckpointError(str(e)) from None
+    except Exception as e:  # other MMEngine schemes (s3://, pavi://, ...)
+        raise CheckpointError(f'checkpoint {filename} cannot be read [{type(e).__name__}: '
+                              f'{_first_line(e, 160)}]; fix: check the path and the file') from e
 
 
 def state_dict_of(checkpoint, revise_keys=((r'^module.', ''), )):
