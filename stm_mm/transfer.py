@@ -130,9 +130,10 @@ def classification_state_dict(checkpoint, use_ema=False):
         state_dict, source, weights = checkpoint[key], f"authors' checkpoint: `{key}`", want
     else:
         state_dict, source, weights = checkpoint, 'bare state dict', 'unknown'
-    if use_ema and weights != 'ema':
-        raise ValueError(f'EMA weights were asked for, but the checkpoint holds {weights} '
-                         f'weights only ({source}); fix: drop --ema / use weights=\'raw\'')
+    if weights != want and (use_ema or weights == 'ema'):
+        fix = "drop --ema / use weights='raw'" if use_ema else "pass --ema / use weights='ema'"
+        raise ValueError(f'{want} weights were asked for, but the checkpoint holds {weights} '
+                         f'weights only ({source}); fix: {fix}')
     state_dict = _strip_module(state_dict)
     if is_official_layout(state_dict):
         state_dict = official_to_stm_mm(state_dict)
