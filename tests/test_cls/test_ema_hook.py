@@ -1,4 +1,5 @@
-"""``DualEvalEMAHook`` in a real MMEngine Runner on a tiny generated problem.
+"""``DualEvalEMAHook`` in the project's Runner (``ReliableRunner``, what tools/train.py and
+tools/test.py build) on a tiny generated problem.
 
 A linear 3-class model on one-hot inputs: the weights alone decide the accuracy, so a hook sets
 the raw and the EMA weights to hand-chosen values before each validation and the metrics must be
@@ -14,10 +15,9 @@ import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.model import BaseModel
-from mmengine.runner import Runner
 from mmpretrain.structures import DataSample
 
-from stm_mm.engine import DualEvalEMAHook, apply_cli_options
+from stm_mm.engine import DualEvalEMAHook, ReliableRunner, apply_cli_options
 
 from .conftest import ROOT
 
@@ -84,7 +84,7 @@ def _loader():
 
 
 def _runner(work_dir, custom_hooks, **kw):
-    return Runner(model=Linear3(), work_dir=str(work_dir), default_scope='mmpretrain',
+    return ReliableRunner(model=Linear3(), work_dir=str(work_dir), default_scope='mmpretrain',
                   experiment_name=f'test_ema_{uuid.uuid4().hex[:8]}',
                   custom_hooks=custom_hooks, log_level='WARNING', **kw)
 
