@@ -64,14 +64,7 @@ class DualEvalEMAHook(EMAHook):
         self._loaded_raw = None       # raw weights of a checkpoint loaded for testing
         self._single_weights = False  # the loaded checkpoint holds one set of weights only
 
-    # ---- validation: the loop evaluates the raw weights, this hook adds the EMA ----
-    def before_val_epoch(self, runner):
-        pass
-
-    def after_val_epoch(self, runner, metrics=None):
-        self._add_ema_metrics(runner, runner.val_loop, 'val', metrics)
-
-    # ---- test: ``test_weights`` ----
+    # ---- which weights are where ----
     def before_train(self, runner):
         super().before_train(runner)
         self._loaded_raw, self._single_weights = None, False
@@ -85,15 +78,28 @@ class DualEvalEMAHook(EMAHook):
             self._loaded_raw = raw_weights_of(checkpoint)
             self._single_weights = self._loaded_raw is None
 
-    def before_test_epoch(self, runner):
+    def _use_loaded_weights(self):
+        """After a ``load_from`` (test, or val without training) the model holds the file's
+        ``state_dict`` (EMA): give it the raw weights; the EMA copy keeps the EMA."""
         if self._loaded_raw is not None:
-            # the model holds ``state_dict`` (EMA); give it the raw weights, keep EMA aside
             self.src_model.load_state_dict(self._loaded_raw)
             self._loaded_raw = None
         if self._single_weights:
             print_log('The checkpoint holds one set of weights (no `ema_state_dict`): they '
                       'are evaluated once, under the usual metric keys.', logger='current')
-        elif self.test_weights == 'ema':
+
+    # ---- validation: the loop evaluates the raw weights, this hook adds the EMA ----
+    def before_val_epoch(self, runner):
+        self._use_loaded_weights()
+
+    def after_val_epoch(self, runner, metrics=None):
+        if not self._single_weights:
+            self._add_ema_metrics(runner, runner.val_loop, 'val', metrics)
+
+    # ---- test: ``test_weights`` ----
+    def before_test_epoch(self, runner):
+        self._use_loaded_weights()
+        if not self._single_weights and self.test_weights == 'ema':
             self._swap_ema_parameters()
             self._saved_prefix = set_ema_prefix(runner.test_loop.evaluator)
 

@@ -161,6 +161,19 @@ def test_test_weights(trained, tmp_path, test_weights, expected):
     assert runner.test_loop.evaluator.metrics[0].prefix == 'accuracy'
 
 
+def test_val_of_a_loaded_checkpoint(trained, tmp_path):
+    """``runner.val()`` with ``load_from`` (no training) also separates the two."""
+    raw, ema = SCHEDULE[1]
+    # (no checkpoint hook: ReliableCheckpointHook needs before_train, which runner.val() skips)
+    runner = _runner(tmp_path, [dict(type='DualEvalEMAHook', priority='ABOVE_NORMAL')],
+                     default_hooks=dict(checkpoint=None),
+                     val_dataloader=_loader(), val_cfg=dict(),
+                     val_evaluator=dict(type='Accuracy', topk=(1, )),
+                     load_from=osp.join(trained[2], 'best_accuracy_ema_top1_epoch_2.pth'))
+    assert runner.val() == {'accuracy/top1': pytest.approx(reference_top1(raw)),
+                            'accuracy_ema/top1': pytest.approx(reference_top1(ema))}
+
+
 def test_single_weight_checkpoint(tmp_path):
     """A file without ``ema_state_dict`` (e.g. a converted release) is evaluated once."""
     path = str(tmp_path / 'converted.pth')
