@@ -79,14 +79,15 @@ class ForceWeights(Hook):
 
 
 def _loader():
-    return dict(dataset=_data(), batch_size=3, num_workers=0, collate_fn=dict(type='pseudo_collate'),
+    return dict(dataset=_data(), batch_size=3, num_workers=0,
+                collate_fn=dict(type='pseudo_collate'),
                 sampler=dict(type='DefaultSampler', shuffle=False))
 
 
 def _runner(work_dir, custom_hooks, **kw):
     return ReliableRunner(model=Linear3(), work_dir=str(work_dir), default_scope='mmpretrain',
-                  experiment_name=f'test_ema_{uuid.uuid4().hex[:8]}',
-                  custom_hooks=custom_hooks, log_level='WARNING', **kw)
+                          experiment_name=f'test_ema_{uuid.uuid4().hex[:8]}',
+                          custom_hooks=custom_hooks, log_level='WARNING', **kw)
 
 
 @pytest.fixture(scope='module')
