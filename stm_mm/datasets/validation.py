@@ -378,15 +378,15 @@ def clean_coco(report):
     return cleaned
 
 
-def write_json_atomic(data, path):
-    """Write ``data`` as json to ``path`` via a temporary file and a rename."""
+def write_text_atomic(text, path):
+    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
     directory = osp.dirname(osp.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(path) + '.', suffix='.tmp',
                                dir=directory)
     try:
         with os.fdopen(fd, 'w') as f:
-            json.dump(data, f)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
@@ -395,6 +395,11 @@ def write_json_atomic(data, path):
         if osp.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_json_atomic(data, path):
+    """Write ``data`` as json to ``path`` atomically (:func:`write_text_atomic`)."""
+    write_text_atomic(json.dumps(data), path)
 
 
 def check_image_folder(folder, extensions=IMG_EXTENSIONS, with_label=True):
@@ -476,6 +481,21 @@ def iter_datasets(dataset_cfg):
         yield dataset_cfg
 
 
+def missing_coco_message(split, path, data_root):
+    """One line for a COCO annotation file that is not there: where the files go, how to
+    point the config elsewhere."""
+    root = data_root or osp.dirname(osp.dirname(path)) or '.'
+    return (f'{split} dataset: COCO annotation file not found: {path}; fix: put COCO 2017 '
+            f'under {root} (annotations/instances_train2017.json, annotations/'
+            'instances_val2017.json, train2017/, val2017/; see docs/detection.md), or link a '
+            f'copy there (ln -s /path/to/coco {root.rstrip("/")}), or set data_root: '
+            '--cfg-options train_dataloader.dataset.data_root=/path/to/coco/ '
+            'val_dataloader.dataset.data_root=/path/to/coco/ '
+            'test_dataloader.dataset.data_root=/path/to/coco/ '
+            'val_evaluator.ann_file=/path/to/coco/annotations/instances_val2017.json '
+            'test_evaluator.ann_file=/path/to/coco/annotations/instances_val2017.json')
+
+
 def validate_dataset_cfg(dataset_cfg, split='train', skip_invalid=False, work_dir=None,
                          logger=None):
     """Check every leaf dataset of ``dataset_cfg`` (a dict, edited in place when cleaning).
@@ -506,6 +526,8 @@ def validate_dataset_cfg(dataset_cfg, split='train', skip_invalid=False, work_di
                 img_dir = _join(root, prefix)
             if img_dir == '':
                 img_dir = root or ''
+            if not osp.isfile(path):
+                raise DataValidationError(missing_coco_message(split, path, root))
             classes = (ds.get('metainfo') or {}).get('classes')
             report = check_coco(path, img_dir=img_dir, classes=classes,
                                 need_masks=_pipeline_loads_masks(ds.get('pipeline')))

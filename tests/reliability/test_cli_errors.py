@@ -1,21 +1,17 @@
 """Bad input is caught before training and reported by tools/train.py as one line
 `error: <reason>; fix: ...` (exit code 2), with --debug for the traceback."""
-import importlib.util
 import os.path as osp
 import shutil
 
 import pytest
 import torch
 
-from .common import TRAIN_PY, dump_cfg, run_train, tiny_cfg
+from .common import TRAIN_PY, dump_cfg, expect_one_error, load_tool, run_train, tiny_cfg
 
 
 @pytest.fixture(scope='module')
 def cli():
-    spec = importlib.util.spec_from_file_location('stm_mm_train_cli', TRAIN_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(TRAIN_PY)
 
 
 @pytest.fixture
@@ -29,15 +25,7 @@ def config(image_folder, tmp_path):
 
 
 def run_cli(cli, capsys, argv, code=2):
-    with pytest.raises(SystemExit) as info:
-        cli.main(argv)
-    assert info.value.code == code
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.startswith('error: ')]
-    assert len(lines) == 1, err
-    assert 'Traceback' not in err
-    assert '(run with --debug for the full traceback)' in err
-    return lines[0][len('error: '):]
+    return expect_one_error(cli.main, capsys, argv, code)
 
 
 @pytest.mark.parametrize('option, expected', [
