@@ -183,9 +183,26 @@ def build_runner(cfg):
     return ReliableRunner.from_cfg(cfg)
 
 
+def check_data_first(cfg, entry):
+    """Missing annotation files and image folders of the splits ``entry`` reads fail here,
+    before the model and the runner (and their logs) are built."""
+    from stm_mm.datasets.validation import check_data_exists
+
+    from .runner import reliability_options
+    if not reliability_options(cfg)['check_data']:
+        return
+    for split in (('train', 'val') if entry == 'train' else (entry, )):
+        loader = cfg.get(f'{split}_dataloader')
+        if split == 'val' and cfg.get('val_cfg') is None:  # --no-validate
+            continue
+        if isinstance(loader, dict) and isinstance(loader.get('dataset'), dict):
+            check_data_exists(loader['dataset'], split)
+
+
 def run_job(cfg, entry):
     """``build_runner(cfg).<entry>()`` (``'train'``, ``'test'``) inside the process group that
-    ``cfg.launcher`` asks for; returns what the entry point returns."""
+    ``cfg.launcher`` asks for, after :func:`check_data_first`; returns what it returns."""
+    check_data_first(cfg, entry)
     init_distributed(cfg)
     try:
         result = getattr(build_runner(cfg), entry)()

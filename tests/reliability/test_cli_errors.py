@@ -6,7 +6,8 @@ import shutil
 import pytest
 import torch
 
-from .common import TRAIN_PY, dump_cfg, expect_one_error, load_tool, run_train, tiny_cfg
+from .common import (TEST_PY, TRAIN_PY, dump_cfg, expect_one_error, load_tool, run_train,
+                     tiny_cfg)
 
 
 @pytest.fixture(scope='module')
@@ -146,3 +147,49 @@ def test_cli_subprocess_error_is_one_line(image_folder, tmp_path):
     assert errors == ["error: Unknown spatial token mixer 'conv9'; valid names: dcnv3, dwconv, "
                       'halo, pvt, swin'], proc.stderr[-2000:]
     shutil.rmtree(str(tmp_path / 'work'), ignore_errors=True)
+
+
+@pytest.fixture(scope='module')
+def test_cli():
+    return load_tool(TEST_PY)
+
+
+def test_test_tool_missing_data_is_one_line(test_cli, capsys, reference_run, tmp_path):
+    """Issue 15: tools/test.py reported a missing data folder with a traceback."""
+    cfg = tiny_cfg(str(tmp_path / 'nowhere'), str(tmp_path / 'work'), val_interval=2)
+    cfg.merge_from_dict(dict(test_dataloader=cfg.val_dataloader, test_cfg=dict(),
+                             test_evaluator=cfg.val_evaluator))
+    path = dump_cfg(cfg, str(tmp_path / 't.py'))
+    message = expect_one_error(test_cli.main, capsys,
+                               [path, osp.join(reference_run, 'iter_2.pth')])
+    assert message.startswith(f'test dataset: image folder not found: {tmp_path}/nowhere/val; '
+                              'fix: set data_root'), message
+    assert not (tmp_path / 'work').exists()  # nothing was built
+
+
+@pytest.mark.parametrize('what', ['missing', 'config file', 'empty'])
+def test_test_tool_checks_the_checkpoint_first(test_cli, capsys, tmp_path, what):
+    """The checkpoint argument is checked before the config and the data (here: both bad)."""
+    ckpt = {'missing': tmp_path / 'nope.pth', 'config file': tmp_path / 'cfg.py',
+            'empty': tmp_path / 'empty.pth'}[what]
+    if what != 'missing':
+        ckpt.write_bytes(b"model = dict(type='X')\n" if what == 'config file' else b'')
+    message = expect_one_error(test_cli.main, capsys, [str(tmp_path / 'no_config.py'),
+                                                      str(ckpt)])
+    if what == 'missing':
+        assert message.startswith(f'checkpoint file not found: {ckpt}; fix: '), message
+    else:
+        assert message.startswith(f'{ckpt} is not a PyTorch checkpoint ('), message
+        assert message.endswith('fix: give the .pth file written by training as the '
+                                'CHECKPOINT argument (tools/test.py CONFIG CHECKPOINT)')
+
+
+def test_finite_loss_hook_without_custom_hooks(image_folder, tmp_path):
+    """MMEngine registers custom hooks only when the config has a custom_hooks entry."""
+    from mmengine.config import Config
+
+    from stm_mm.engine import FiniteLossHook, build_runner
+    cfg = tiny_cfg(image_folder, str(tmp_path / 'work'))
+    cfg = Config({k: v for k, v in cfg.items() if k != 'custom_hooks'})
+    runner = build_runner(cfg)
+    assert sum(isinstance(h, FiniteLossHook) for h in runner.hooks) == 1
