@@ -117,27 +117,46 @@ def decode_image(content, path='<bytes>', color_type='color', backend='cv2'):
     return img
 
 
+def load_image_file(path, color_type='color', backend='cv2', read=None):
+    """Read ``path`` (with ``read(path) -> bytes``, default a local read) and decode it with
+    :func:`decode_image`; every failure is an :class:`UnreadableImageError` naming the file."""
+    try:
+        if read is None:
+            with open(path, 'rb') as f:
+                content = f.read()
+        else:
+            content = read(path)
+    except FileNotFoundError:
+        raise UnreadableImageError.of(
+            path, 'file not found (deleted or moved after the dataset was listed)') from None
+    except OSError as e:
+        raise UnreadableImageError.of(path, f'cannot be read ({e.strerror or e})') from None
+    return decode_image(content, path, color_type, backend)
+
+
+def image_problem(path, color_type='color', backend='cv2'):
+    """``(path, reason)``: why the local file ``path`` cannot be decoded, or ``(path, None)``."""
+    try:
+        load_image_file(path, color_type, backend)
+    except UnreadableImageError as e:
+        return path, e.reason
+    return path, None
+
+
 class SafeLoadImageFromFile(LoadImageFromFile):
     """mmcv's ``LoadImageFromFile`` through :func:`decode_image`: same arguments and output;
     unreadable files raise :class:`UnreadableImageError` (with ``ignore_empty``: None)."""
 
+    def _read(self, filename):
+        if self.file_client_args is not None:
+            return fileio.FileClient.infer_client(self.file_client_args,
+                                                  filename).get(filename)
+        return fileio.get(filename, backend_args=self.backend_args)
+
     def transform(self, results):
         filename = results['img_path']
         try:
-            try:
-                if self.file_client_args is not None:
-                    content = fileio.FileClient.infer_client(self.file_client_args,
-                                                             filename).get(filename)
-                else:
-                    content = fileio.get(filename, backend_args=self.backend_args)
-            except FileNotFoundError:
-                raise UnreadableImageError.of(
-                    filename, 'file not found (deleted or moved after the dataset was '
-                    'listed)') from None
-            except OSError as e:
-                raise UnreadableImageError.of(
-                    filename, f'cannot be read ({e.strerror or e})') from None
-            img = decode_image(content, filename, self.color_type, self.imdecode_backend)
+            img = load_image_file(filename, self.color_type, self.imdecode_backend, self._read)
         except UnreadableImageError:
             if self.ignore_empty:
                 return None

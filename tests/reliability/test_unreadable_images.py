@@ -247,3 +247,20 @@ def test_test_tool_counts_skipped_images(image_folder, tmp_path, reference_run, 
     tool.main([cfg, ckpt, '--skip-invalid', '--cfg-options', 'reliability.max_unreadable=0.5'])
     out = capsys.readouterr().out
     assert "'skipped_images': 1" in out, out[-2000:]
+
+
+def test_check_images_tool_and_skip_list(cli, capsys, image_folder, tmp_path):
+    """The deep pre-flight lists the bad files; --skip-list makes training skip them unread."""
+    root, path = _with_bad_file(image_folder, tmp_path, *FAULTS['truncated'][:2])
+    cfg = _config(tmp_path, root, max_iters=2, ckpt_interval=2)
+    tool = load_tool(osp.join(osp.dirname(TRAIN_PY), 'analysis_tools', 'check_images.py'))
+    listed = str(tmp_path / 'bad.txt')
+    with pytest.raises(SystemExit) as info:
+        tool.main([cfg, '--workers', '2', '--out', listed])
+    assert info.value.code == 1
+    assert '1 of 16 images cannot be decoded' in capsys.readouterr().out
+    with open(listed) as f:
+        assert f.read() == f'{path}\ttruncated PNG (40 bytes, no IEND chunk)\n'
+    cli.main([cfg, '--skip-list', listed, '--cfg-options', 'reliability.max_unreadable=0.1'])
+    with open(str(tmp_path / 'work' / 'skipped_images.txt')) as f:
+        assert f.read() == f'train\t{path}\tlisted in {listed}\n'  # not read: no decode error
