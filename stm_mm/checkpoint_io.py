@@ -113,15 +113,22 @@ def _fix_unsafe():
             f'{UNSAFE_ENV}=1), or ask its source for a .safetensors file')
 
 
+# pickle opcodes that import or call objects, which the weights-only unpickler does not support
+_CALLING_OPCODES = {105: 'INST', 111: 'OBJ', 130: 'EXT1', 131: 'EXT2', 132: 'EXT4',
+                    146: 'NEWOBJ_EX', 147: 'STACK_GLOBAL'}
+
+
 def _forbidden_object(message):
-    """The object named by torch's weights-only error message, or None."""
+    """The object named by torch's weights-only error message, or None (other failures)."""
     for pattern in (r'Unsupported global: GLOBAL ([\w.]+)', r'unsupported GLOBAL ([\w.]+)',
                     r'unrecognized function (.+?)(?: which belongs|$|\n)',
-                    r'Can only create new object for .*? but got (.+?)(?:$|\n)',
-                    r'Unsupported operand (\d+)'):
+                    r'Can only create new object for .*? but got (.+?)(?:$|\n)'):
         m = re.search(pattern, message)
         if m:
             return m.group(1).strip()
+    m = re.search(r'Unsupported operand (\d+)', message)
+    if m and int(m.group(1)) in _CALLING_OPCODES:
+        return f'pickle opcode {_CALLING_OPCODES[int(m.group(1))]}'
     return None
 
 
@@ -144,7 +151,8 @@ def _describe_failure(path, exc):
     size = osp.getsize(path)
     head = _head(path, 4)
     text = str(exc)
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    detail = text.split('WeightsUnpickler error:')[-1].strip()  # past torch's boilerplate
+    first = detail.splitlines()[0] if detail else type(exc).__name__
     if isinstance(exc, _ForbiddenGetattr):
         return UnsafeCheckpointError(
             f'checkpoint {path} contains Python objects that loading would execute ({exc.what}); it was '
@@ -290,3 +298,12 @@ def add_unsafe_load_option(parser):
     parser.add_argument('--unsafe-load', action=_UnsafeLoadAction, nargs=0, default=False,
                         help='read checkpoints that hold arbitrary Python objects with full '
                         'unpickling (runs code stored in the file): only for files you trust')
+
+
+def add_converter_options(parser):
+    """The converters' ``--out-format``, ``--unsafe-load`` and ``--debug``."""
+    parser.add_argument('--out-format', choices=['pth', 'safetensors'],
+                        help='output format (default: from the file name, .safetensors or else '
+                        'pth)')
+    add_unsafe_load_option(parser)
+    parser.add_argument('--debug', action='store_true', help='show tracebacks of errors')
