@@ -277,12 +277,14 @@ def _load_from_http(filename, map_location=None, model_dir=None, progress=False)
 
 def install_mmengine_loader():
     """Make MMEngine read local files and URLs (``torchvision://``, ``open-mmlab://`` and
-    ``mmcls://`` resolve to URLs) through :func:`load_checkpoint`."""
+    ``mmcls://`` resolve to one of them) through :func:`load_checkpoint`."""
     import mmengine.runner.checkpoint as mm_checkpoint
     from mmengine.runner import CheckpointLoader
     CheckpointLoader.register_scheme('', _load_from_local, force=True)
     CheckpointLoader.register_scheme(('http://', 'https://'), _load_from_http, force=True)
-    mm_checkpoint.load_from_http = _load_from_http  # the module-level name the schemes call
+    # the module-level names that the other schemes (open-mmlab://, ...) call directly
+    mm_checkpoint.load_from_local = _load_from_local
+    mm_checkpoint.load_from_http = _load_from_http
 
 
 class _UnsafeLoadAction(argparse.Action):
