@@ -2,10 +2,14 @@
 
 Importing the package registers ``UnifiedBackbone`` and ``ExtraTransformNeck`` in MMEngine's
 ``MODELS`` registry (reachable from mmpretrain and mmdet configs through
-``custom_imports=dict(imports=['stm_mm'])``) and the five token mixers in ``TOKEN_MIXERS``, and
-makes MMEngine read checkpoints through :mod:`stm_mm.checkpoint_io` (weights only, never code).
+``custom_imports=dict(imports=['stm_mm'])``), the five token mixers in ``TOKEN_MIXERS``,
+what the ImageNet configs use (the ``TimmRandomErasing`` transform in ``TRANSFORMS``, the
+``DualEvalEMAHook`` in ``HOOKS``), and makes MMEngine read checkpoints through
+:mod:`stm_mm.checkpoint_io` (weights only, never code).
 """
 from .checkpoint_io import install_mmengine_loader, register_allowed_globals
+from .datasets import TimmRandomErasing
+from .engine import DualEvalEMAHook
 from .models import ExtraTransformNeck, UnifiedBackbone
 from .registry import MODELS, TOKEN_MIXERS
 
@@ -14,4 +18,5 @@ __version__ = '0.1.0'
 register_allowed_globals()
 install_mmengine_loader()
 
-__all__ = ['UnifiedBackbone', 'ExtraTransformNeck', 'MODELS', 'TOKEN_MIXERS', '__version__']
+__all__ = ['UnifiedBackbone', 'ExtraTransformNeck', 'MODELS', 'TOKEN_MIXERS', 'TimmRandomErasing',
+           'DualEvalEMAHook', '__version__']

@@ -1,3 +1,4 @@
+from .ema_hook import DualEvalEMAHook
 from .hooks import FiniteLossHook, NonFiniteLossError, ReliableCheckpointHook
 from .launcher import (LaunchError, apply_cli_options, build_runner, check_launch_env,
                        exit_code_of, finish_distributed, format_error, init_distributed,
@@ -7,5 +8,6 @@ from .runner import (CheckpointError, InputSizeError, ReliabilityError, Reliable
 
 __all__ = ['apply_cli_options', 'init_distributed', 'finish_distributed', 'build_runner',
            'check_launch_env', 'format_error', 'exit_code_of', 'report_errors', 'LaunchError',
-           'ReliableRunner',           'ReliabilityError', 'CheckpointError', 'InputSizeError', 'FiniteLossHook',
-           'NonFiniteLossError', 'ReliableCheckpointHook', 'reliability_options']
+           'ReliableRunner', 'ReliabilityError', 'CheckpointError', 'InputSizeError',
+           'FiniteLossHook', 'NonFiniteLossError', 'ReliableCheckpointHook', 'reliability_options',
+           'DualEvalEMAHook']
