@@ -113,23 +113,22 @@ def _fix_unsafe():
             f'{UNSAFE_ENV}=1), or ask its source for a .safetensors file')
 
 
-_OBJECT_OPCODES = {ord(op): name for op, name in (
-    (pickle.INST, 'INST'), (pickle.OBJ, 'OBJ'), (pickle.NEWOBJ_EX, 'NEWOBJ_EX'),
-    (pickle.EXT1, 'EXT1'), (pickle.EXT2, 'EXT2'), (pickle.EXT4, 'EXT4'))}
+# pickle opcodes that import or call objects, which the weights-only unpickler does not support
+_CALLING_OPCODES = {105: 'INST', 111: 'OBJ', 130: 'EXT1', 131: 'EXT2', 132: 'EXT4',
+                    146: 'NEWOBJ_EX', 147: 'STACK_GLOBAL'}
 
 
 def _forbidden_object(message):
-    """The object named by torch's weights-only error message, or None."""
+    """The object named by torch's weights-only error message, or None (other failures)."""
     for pattern in (r'Unsupported global: GLOBAL ([\w.]+)', r'unsupported GLOBAL ([\w.]+)',
                     r'unrecognized function (.+?)(?: which belongs|$|\n)',
                     r'Can only create new object for .*? but got (.+?)(?:$|\n)'):
         m = re.search(pattern, message)
         if m:
             return m.group(1).strip()
-    # opcodes that build objects; any other unsupported opcode is damage, not a payload
     m = re.search(r'Unsupported operand (\d+)', message)
-    if m and int(m.group(1)) in _OBJECT_OPCODES:
-        return f'pickle opcode {_OBJECT_OPCODES[int(m.group(1))]}'
+    if m and int(m.group(1)) in _CALLING_OPCODES:
+        return f'pickle opcode {_CALLING_OPCODES[int(m.group(1))]}'
     return None
 
 
@@ -187,7 +186,8 @@ def check_checkpoint_format(path):
 def _describe_failure(path, exc):
     """The :class:`CheckpointReadError` for a ``torch.load`` failure."""
     text = str(exc)
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    detail = text.split('WeightsUnpickler error:')[-1].strip()  # past torch's boilerplate
+    first = detail.splitlines()[0] if detail else type(exc).__name__
     if isinstance(exc, _ForbiddenGetattr):
         return UnsafeCheckpointError(
             f'checkpoint {path} contains Python objects that loading would execute ({exc.what}); it was '
@@ -294,12 +294,14 @@ def _load_from_http(filename, map_location=None, model_dir=None, progress=False)
 
 def install_mmengine_loader():
     """Make MMEngine read local files and URLs (``torchvision://``, ``open-mmlab://`` and
-    ``mmcls://`` resolve to URLs) through :func:`load_checkpoint`."""
+    ``mmcls://`` resolve to one of them) through :func:`load_checkpoint`."""
     import mmengine.runner.checkpoint as mm_checkpoint
     from mmengine.runner import CheckpointLoader
     CheckpointLoader.register_scheme('', _load_from_local, force=True)
     CheckpointLoader.register_scheme(('http://', 'https://'), _load_from_http, force=True)
-    mm_checkpoint.load_from_http = _load_from_http  # the module-level name the schemes call
+    # the module-level names that the other schemes (open-mmlab://, ...) call directly
+    mm_checkpoint.load_from_local = _load_from_local
+    mm_checkpoint.load_from_http = _load_from_http
 
 
 class _UnsafeLoadAction(argparse.Action):
@@ -315,3 +317,12 @@ def add_unsafe_load_option(parser):
     parser.add_argument('--unsafe-load', action=_UnsafeLoadAction, nargs=0, default=False,
                         help='read checkpoints that hold arbitrary Python objects with full '
                         'unpickling (runs code stored in the file): only for files you trust')
+
+
+def add_converter_options(parser):
+    """The converters' ``--out-format``, ``--unsafe-load`` and ``--debug``."""
+    parser.add_argument('--out-format', choices=['pth', 'safetensors'],
+                        help='output format (default: from the file name, .safetensors or else '
+                        'pth)')
+    add_unsafe_load_option(parser)
+    parser.add_argument('--debug', action='store_true', help='show tracebacks of errors')

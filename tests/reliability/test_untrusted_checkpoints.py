@@ -6,7 +6,6 @@ the marker is never created. Files shaped like the authors' releases and MMEngin
 load without the flag.
 """
 import argparse
-import importlib.util
 import os
 import os.path as osp
 import runpy
@@ -21,7 +20,8 @@ import torch
 from stm_mm.checkpoint_io import (CorruptCheckpointError, NotACheckpointError,
                                   UnsafeCheckpointError, load_checkpoint, save_checkpoint)
 
-from .common import ROOT, TRAIN_PY, dump_cfg, tiny_cfg
+from .common import ROOT, dump_cfg, tiny_cfg
+from .test_cli_errors import cli  # noqa: F401  (fixture: tools/train.py as a module)
 
 CONVERTERS = osp.join(ROOT, 'tools', 'model_converters')
 FIX = ('fix: only if you trust the file, pass --unsafe-load (library use: STM_MM_UNSAFE_LOAD=1), '
@@ -190,16 +190,8 @@ def test_converters_refuse_files_without_backbone_weights(tmp_path, capsys):
         assert not (tmp_path / 'out.pth').exists()
 
 
-@pytest.fixture(scope='module')
-def train_cli():
-    spec = importlib.util.spec_from_file_location('stm_mm_train_cli_untrusted', TRAIN_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize('how', ['load_from', 'resume', 'init_cfg', 'init_cfg_classifier'])
-def test_train_refuses_in_one_line(how, train_cli, image_folder, tmp_path, marker, capsys):
+def test_train_refuses_in_one_line(how, cli, image_folder, tmp_path, marker, capsys):
     path = evil(tmp_path, marker, 'meta' if how == 'resume' else 'model_ema')
     cfg = dump_cfg(tiny_cfg(image_folder, str(tmp_path / 'work'), max_iters=1),
                    str(tmp_path / 'cfg.py'))
@@ -209,7 +201,7 @@ def test_train_refuses_in_one_line(how, train_cli, image_folder, tmp_path, marke
             'init_cfg_classifier': ['--cfg-options', f'model.backbone.init_cfg.checkpoint={path}',
                                     'model.backbone.init_cfg.type=PretrainedClassifier']}[how]
     with pytest.raises(SystemExit) as info:
-        train_cli.main([cfg, *argv])
+        cli.main([cfg, *argv])
     assert info.value.code == 2
     message = one_error_line(capsys.readouterr().err)
     assert refusal(path, 'meta' if how == 'resume' else 'model_ema') in message, message
@@ -267,6 +259,11 @@ def test_corrupt_and_non_checkpoints_are_told_apart(tmp_path):
         st = f.read()
     cases.append((_write(tmp_path / 'half.safetensors', st[:len(st) - 100]),
                   CorruptCheckpointError, 'cannot be read as safetensors'))
+    cases.append((_write(tmp_path / 'inst.pth', b'\x80\x02(ios\nsystem\n.'),
+                  UnsafeCheckpointError, '(pickle opcode INST); it was not loaded'))
+    cases.append((_write(tmp_path / 'garbage.pth', b'\x80\x02garbage' * 10),
+                  CorruptCheckpointError, 'truncated or corrupt [UnpicklingError: Unsupported '
+                  'operand 103]'))
     for path, error, text in cases:
         with pytest.raises(error) as info:
             load_checkpoint(path)

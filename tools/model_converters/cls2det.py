@@ -18,7 +18,7 @@ unpickling). Errors are one line ``error: ...`` (``--debug``: traceback).
 """
 import argparse
 
-from stm_mm.checkpoint_io import add_unsafe_load_option
+from stm_mm.checkpoint_io import add_converter_options
 from stm_mm.engine.cli import run_cli
 from stm_mm.transfer import transfer_cls_to_det, transfer_det_to_cls
 
@@ -36,11 +36,7 @@ def parse_args(argv=None):
                         help="reverse: keep out_norms.3 (classifier built with "
                         "norm_placement='output') or rename out_norms to stage_norms")
     parser.add_argument('--head-from', help='reverse: copy neck/head from this classifier')
-    parser.add_argument('--out-format', choices=['pth', 'safetensors'],
-                        help='output format (default: from the file name, .safetensors or else '
-                        'pth)')
-    add_unsafe_load_option(parser)
-    parser.add_argument('--debug', action='store_true', help='show tracebacks of errors')
+    add_converter_options(parser)
     return parser.parse_args(argv)
 
 

@@ -14,7 +14,7 @@ import argparse
 
 import torch
 
-from stm_mm.checkpoint_io import add_unsafe_load_option
+from stm_mm.checkpoint_io import add_converter_options
 from stm_mm.engine.cli import run_cli
 from stm_mm.transfer import convert_mmdet2_checkpoint
 
@@ -24,11 +24,7 @@ def parse_args(argv=None):
     parser.add_argument('src', help="the authors' mmdet 2.x checkpoint")
     parser.add_argument('dst', help='output checkpoint')
     parser.add_argument('--config', help='detection config to check a strict load against')
-    parser.add_argument('--out-format', choices=['pth', 'safetensors'],
-                        help='output format (default: from the file name, .safetensors or else '
-                        'pth)')
-    add_unsafe_load_option(parser)
-    parser.add_argument('--debug', action='store_true', help='show tracebacks of errors')
+    add_converter_options(parser)
     return parser.parse_args(argv)
 
 

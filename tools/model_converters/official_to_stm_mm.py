@@ -17,7 +17,7 @@ import argparse
 
 import torch
 
-from stm_mm.checkpoint_io import add_unsafe_load_option, save_checkpoint
+from stm_mm.checkpoint_io import add_converter_options, save_checkpoint
 from stm_mm.engine.cli import run_cli
 from stm_mm.transfer import (load_checkpoint_file, official_checkpoint_to_stm_mm,
                              stm_mm_checkpoint_to_official)
@@ -35,11 +35,7 @@ def parse_args(argv=None):
                         help="forward: convert the authors' `model_ema` instead of `model`")
     parser.add_argument('--config', help='forward: check that the result loads strictly into '
                         'the classifier of this config')
-    parser.add_argument('--out-format', choices=['pth', 'safetensors'],
-                        help='forward: output format (default: from the file name, .safetensors '
-                        'or else pth)')
-    add_unsafe_load_option(parser)
-    parser.add_argument('--debug', action='store_true', help='show tracebacks of errors')
+    add_converter_options(parser)
     args = parser.parse_args(argv)
     if args.reverse and args.out_format == 'safetensors':
         parser.error("--reverse writes the authors' {'model': ...} .pth layout; drop "
