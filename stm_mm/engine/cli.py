@@ -4,8 +4,9 @@
 on stderr and exit code 2 (bad config, data, checkpoint, launch) or 3 (training stopped);
 ``--debug`` lets the traceback through.
 
-In a distributed job (``RANK`` set) only rank 0 prints, so a problem every rank meets is
-reported once (a :class:`LaunchError` is printed by every process: its ``RANK`` may be wrong). Under torchrun the line also goes into the rank's ``TORCHELASTIC_ERROR_FILE``
+In a distributed job (``RANK`` or ``SLURM_PROCID`` set) only rank 0 prints, so a problem every rank meets is
+reported once (a :class:`LaunchError` is printed by every process: its ``RANK`` may be wrong).
+Under torchrun the line also goes into the rank's ``TORCHELASTIC_ERROR_FILE``
 (torch.distributed.elastic's format, with the traceback and an ``stm_mm`` entry saying whether
 it is a root cause); ``tools/dist_run.py`` (used by dist_train.sh / dist_test.sh) prints the root
 cause of the failed job from those files, once, and no rank prints itself
@@ -55,7 +56,8 @@ def report_error(exc, env=None):
         write_error_file(env['TORCHELASTIC_ERROR_FILE'], line, code, _is_root_cause(exc))
     from .launcher import LaunchError
     # a bad launch environment is reported by every process: its RANK cannot be trusted
-    if (env.get('RANK', '0') == '0' or isinstance(exc, LaunchError)) and \
+    rank = env.get('RANK', env.get('SLURM_PROCID', '0'))
+    if (rank == '0' or isinstance(exc, LaunchError)) and \
             env.get('STM_MM_DIST_RUN') != '1':
         print(line, file=sys.stderr)
         if code != 130:

@@ -23,6 +23,12 @@ Bad input, before training
     * datasets: COCO json / image-folder checks of :mod:`stm_mm.datasets.validation`, optionally
       dropping bad annotations (``reliability=dict(skip_invalid=True)``, ``--skip-invalid``);
     * input sizes: the model runs once on an empty batch of each pipeline's output size;
+Bad images, during the run
+    * ``LoadImageFromFile`` becomes :class:`~stm_mm.datasets.image_loading.
+      SafeLoadImageFromFile` (content sniffing, truncation check, one-line errors naming the
+      file); with ``skip_invalid`` undecodable samples are replaced
+      (:class:`~stm_mm.datasets.unreadable.SkipUnreadable`), listed and counted
+      (:class:`~stm_mm.engine.unreadable_images.UnreadableImagesHook`);
 * a NaN/Inf loss stops training (:class:`~stm_mm.engine.hooks.FiniteLossHook`).
 
 Options: ``reliability = dict(...)`` in the config, keys of :data:`DEFAULT_OPTIONS`.

@@ -30,18 +30,22 @@ def encode(img, fmt, **kw):
 
 
 def _exif_rotated():
-    """The picture stored turned 90 degrees anticlockwise, with EXIF orientation 6 (rotate 90 degrees clockwise to show)."""
+    """The picture stored turned 90 degrees anticlockwise, with EXIF orientation 6 (turn 90
+    degrees clockwise to show it)."""
     exif = Image.Exif()
     exif[0x0112] = 6
     return encode(Image.fromarray(np.rot90(RGB).copy()), 'JPEG', quality=100, subsampling=0,
                   exif=exif.tobytes())
 
 
-KINDS = {
+def _jpeg(mode):
+    return encode(Image.fromarray(RGB).convert(mode), 'JPEG', quality=100, subsampling=0)
+
+
+KINDS = {  # name: (bytes, expected BGR image, tolerance)
     'png named .JPEG': (lambda: encode(Image.fromarray(RGB), 'PNG'), BGR, 0),
-    'CMYK JPEG': (lambda: encode(Image.fromarray(RGB).convert('CMYK'), 'JPEG', quality=100, subsampling=0),
-                  BGR, 3),
-    'greyscale JPEG': (lambda: encode(Image.fromarray(RGB).convert('L'), 'JPEG', quality=100, subsampling=0),
+    'CMYK JPEG': (lambda: _jpeg('CMYK'), BGR, 3),
+    'greyscale JPEG': (lambda: _jpeg('L'),
                        np.asarray(Image.fromarray(RGB).convert('L'))[..., None].repeat(3, 2), 3),
     '16-bit PNG': (lambda: encode(Image.fromarray(RGB[..., 0].astype(np.uint16) * 257), 'PNG'),
                    RGB[..., :1].repeat(3, 2), 0),

@@ -19,7 +19,7 @@ from multiprocessing import Pool
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import DATASETS, init_default_scope
-from tqdm import tqdm
+from mmengine.utils import ProgressBar
 
 import stm_mm  # noqa: F401
 from stm_mm.datasets.image_loading import image_problem
@@ -63,10 +63,13 @@ def check_paths(paths, workers, settings):
     """``{path: reason}`` of the unreadable ones among ``paths``, with a progress bar."""
     bad = {}
     with Pool(max(1, workers)) as pool:
-        results = pool.imap_unordered(partial(image_problem, **settings), paths, chunksize=64)
-        for path, reason in tqdm(results, total=len(paths), unit='img', file=sys.stderr):
+        progress = ProgressBar(len(paths), file=sys.stderr)
+        for path, reason in pool.imap_unordered(partial(image_problem, **settings), paths,
+                                                chunksize=64):
+            progress.update()
             if reason:
                 bad[path] = reason
+    sys.stderr.write('\n')
     return bad
 
 
