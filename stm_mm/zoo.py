@@ -8,10 +8,10 @@ authors' release file, the converter) and ``configs/det/metafile.yml`` (their Ma
 ``mmpretrain.list_models('u-*')`` lists them and ``mmpretrain.get_model('u-halo-tiny_in1k')``
 builds one.
 
-:func:`register_checkpoint_loaders`, also run on import, gives MMEngine's ``CheckpointLoader``
-a loader for local files and one for the authors' release URLs. Both read with
-:func:`stm_mm.transfer.load_checkpoint_file` and pass the result through :func:`to_stm_mm_layout`,
-so every MMEngine load (``get_model(..., pretrained=PATH_OR_URL)``, ``load_from``,
+:func:`register_checkpoint_loaders`, also run on import, wraps MMEngine's ``CheckpointLoader``
+schemes for local files and http(s) URLs, whichever functions read them (the safe reader of
+``stm_mm``'s checkpoint I/O, or MMEngine's own), in :func:`to_stm_mm_layout`. So every MMEngine
+load (``get_model(..., pretrained=PATH_OR_URL)``, ``load_checkpoint``, ``load_from``,
 ``init_cfg=dict(type='Pretrained')``, mmdet's ``DetInferencer``) accepts the authors' files:
 
 * classification, ``{'model': ..., ['model_ema': ...]}`` or a bare dict with their flat keys
@@ -22,19 +22,14 @@ so every MMEngine load (``get_model(..., pretrained=PATH_OR_URL)``, ``load_from`
 
 Anything else is returned unchanged.
 """
-import os
-import os.path as osp
+import functools
 import re
 from pathlib import Path
-from urllib.parse import urlparse
 
-import torch
-
-from .transfer import convert_mmdet2_checkpoint, load_checkpoint_file, official_checkpoint_to_stm_mm
+from .transfer import convert_mmdet2_checkpoint, official_checkpoint_to_stm_mm
 
 ROOT = Path(__file__).resolve().parent.parent
 CLS_METAFILE = ROOT / 'configs' / 'cls' / 'metafile.yml'
-RELEASE_URL = 'https://github.com/OpenGVLab/STM-Evaluation/releases/download/'
 _AUTHORS_CLS_KEY = re.compile(r'^(module\.)?downsample_layers\.')
 _AUTHORS_DET_KEY = re.compile(r'^(module\.)?backbone\.downsample_layers\.')
 
@@ -70,38 +65,28 @@ def to_stm_mm_layout(checkpoint):
     return checkpoint
 
 
-def load_from_local_file(filename, map_location=None):
-    """MMEngine loader for local paths: safe load on the CPU, the authors' layouts converted.
+def _converting(loader):
+    """``loader`` (an MMEngine scheme function) followed by :func:`to_stm_mm_layout`."""
 
-    ``map_location`` is accepted for MMEngine's interface; tensors stay on the CPU and are copied
-    to the model's device when loaded into it.
-    """
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    return to_stm_mm_layout(load_checkpoint_file(filename))
+    @functools.wraps(loader)  # keeps the name MMEngine logs ("Loads checkpoint by ... backend")
+    def load(filename, map_location=None, *args, **kwargs):
+        return to_stm_mm_layout(loader(filename, map_location, *args, **kwargs))
 
-
-def load_from_release_url(url, map_location=None, model_dir=None):
-    """MMEngine loader for the authors' release URLs: download once into torch's hub cache
-    (``$TORCH_HOME/hub/checkpoints``, rank 0 first), then as :func:`load_from_local_file`."""
-    from mmengine.dist import barrier, get_dist_info
-    model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
-    cached = osp.join(model_dir, osp.basename(urlparse(url).path))
-    rank, world_size = get_dist_info()
-    if rank == 0 and not osp.isfile(cached):
-        os.makedirs(model_dir, exist_ok=True)
-        torch.hub.download_url_to_file(url, cached)
-    if world_size > 1:
-        barrier()
-    return load_from_local_file(cached)
+    load.converts_authors_layout = True
+    return load
 
 
 def register_checkpoint_loaders():
-    """Route MMEngine's local and authors'-release loads through this module's loaders."""
+    """Wrap the local and http(s) schemes of MMEngine's ``CheckpointLoader`` (once each).
+
+    Run after anything that installs other loaders for these schemes (``stm_mm/__init__.py``
+    calls it last), or those replace the wrappers.
+    """
     from mmengine.runner import CheckpointLoader
-    CheckpointLoader.register_scheme('', load_from_local_file, force=True)
-    CheckpointLoader.register_scheme(re.escape(RELEASE_URL), load_from_release_url, force=True)
+    for prefix in ('', 'http://', 'https://'):
+        loader = CheckpointLoader._get_checkpoint_loader(prefix)
+        if not getattr(loader, 'converts_authors_layout', False):
+            CheckpointLoader.register_scheme(prefix, _converting(loader), force=True)
 
 
 def register_model_zoo():

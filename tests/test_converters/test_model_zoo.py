@@ -14,7 +14,7 @@ from mmengine.config import Config
 from stm_mm.analysis.paper import TABLE_IV
 from stm_mm.converters import official_to_stm_mm
 from stm_mm.models import SCALES, STM_NAMES
-from stm_mm.zoo import RELEASE_URL, to_stm_mm_layout
+from stm_mm.zoo import to_stm_mm_layout
 
 from .test_mmdet2 import authors_detector_state_dict, build_detector
 from .test_official_classification import official_state_dict
@@ -23,6 +23,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # stm_mm mixer -> the name in the authors' release files (docs/classification.md)
 RELEASE_NAME = dict(halo='halonet', pvt='pvt', swin='swin', dwconv='convnext',
                     dcnv3='internimage')
+RELEASE_URL = 'https://github.com/OpenGVLab/STM-Evaluation/releases/download/'
 CLS_NAMES = sorted(f'u-{stm}-{scale}_in1k' for stm in STM_NAMES for scale in SCALES)
 
 
@@ -133,7 +134,7 @@ def test_release_url_downloads_once_into_the_hub_cache(tmp_path, monkeypatch):
     torch.save({'model': official}, source)
     downloads = []
 
-    def fake_download(url, dst, *args, **kwargs):  # stands in for the network
+    def fake_download(url, dst, *args, **kwargs):  # torch.hub's, which MMEngine calls
         downloads.append(url)
         shutil.copy(source, dst)
 
