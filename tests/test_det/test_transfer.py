@@ -104,13 +104,13 @@ def test_pretrained_prefix_directly_from_cls_checkpoint(cls_checkpoints):
 
 
 def ema_hook_checkpoint(model, momentum=0.5):
-    """A checkpoint as MMEngine writes it with the configs' EMAHook (mmpretrain's): two training
-    steps change the weights, the EMA follows them, ``before_save_checkpoint`` swaps.
-    Returns ``(checkpoint, raw state, EMA state)``."""
+    """A checkpoint as written with the ImageNet configs' EMA hook (``DualEvalEMAHook``, saving
+    as MMEngine's ``EMAHook``): two training steps change the weights, the EMA follows them,
+    ``before_save_checkpoint`` swaps. Returns ``(checkpoint, raw state, EMA state)``."""
     from types import SimpleNamespace
 
     from mmpretrain.registry import HOOKS
-    hook = HOOKS.build(dict(type='EMAHook', momentum=momentum, update_buffers=True))
+    hook = HOOKS.build(dict(type='DualEvalEMAHook', momentum=momentum, update_buffers=True))
     runner = SimpleNamespace(model=model, iter=0, epoch=0)
     hook.before_run(runner)
     for step in range(2):
