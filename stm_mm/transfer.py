@@ -103,7 +103,8 @@ def classification_state_dict(checkpoint, use_ema=False):
         if isinstance(ema_state, dict):
             # EMAHook.before_save_checkpoint swapped them: EMA in `state_dict`, raw weights in
             # `ema_state_dict` under `module.<name>` (next to the EMA's own `steps` counter)
-            raw = OrderedDict((k[7:], v) for k, v in ema_state.items() if k.startswith('module.'))
+            from .engine.ema_hook import raw_weights_of
+            raw = raw_weights_of(checkpoint) or {}
             if set(raw) != set(checkpoint['state_dict']):
                 raise ValueError('`ema_state_dict` does not hold `module.<key>` for every key of '
                                  '`state_dict`: not a checkpoint written by MMEngine\'s EMAHook')

@@ -7,6 +7,7 @@ does (``checkpoint['model']``); ``'ema'`` the EMA. Stage norms are dropped, posi
 resized to the backbone, and a checkpoint lacking any backbone tensor other than the detector's
 fresh ``out_norms`` is an error. The file is read without running code from it.
 """
+from mmengine.logging import print_log
 from mmengine.model.weight_init import update_init_info
 from mmengine.registry import WEIGHT_INITIALIZERS
 
@@ -28,6 +29,8 @@ class PretrainedClassifier:
                                         target_shapes=shapes)
         state = {k[len(BACKBONE):]: v for k, v in result['state_dict'].items()}
         module.load_state_dict(state, strict=False)  # only the fresh out_norms are missing
+        print_log(f'PretrainedClassifier: loaded {len(state)} backbone tensors '
+                  f'({self.weights} weights) from {self.checkpoint}', logger='current')
         if hasattr(module, '_params_init_info'):  # MMEngine's per-parameter init log
             update_init_info(module, init_info=self._get_init_info())
 

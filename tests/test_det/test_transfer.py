@@ -104,13 +104,13 @@ def test_pretrained_prefix_directly_from_cls_checkpoint(cls_checkpoints):
 
 
 def ema_hook_checkpoint(model, momentum=0.5):
-    """A checkpoint as MMEngine writes it with the configs' EMAHook (mmpretrain's): two training
-    steps change the weights, the EMA follows them, ``before_save_checkpoint`` swaps.
-    Returns ``(checkpoint, raw state, EMA state)``."""
+    """A checkpoint as written with the ImageNet configs' EMA hook (``DualEvalEMAHook``, saving
+    as MMEngine's ``EMAHook``): two training steps change the weights, the EMA follows them,
+    ``before_save_checkpoint`` swaps. Returns ``(checkpoint, raw state, EMA state)``."""
     from types import SimpleNamespace
 
     from mmpretrain.registry import HOOKS
-    hook = HOOKS.build(dict(type='EMAHook', momentum=momentum, update_buffers=True))
+    hook = HOOKS.build(dict(type='DualEvalEMAHook', momentum=momentum, update_buffers=True))
     runner = SimpleNamespace(model=model, iter=0, epoch=0)
     hook.before_run(runner)
     for step in range(2):
@@ -160,36 +160,43 @@ def test_authors_checkpoint_raw_by_default():
         classification_state_dict({'state_dict': {}}, use_ema=True)
 
 
-@pytest.mark.parametrize('weights', ['raw', 'ema'])
-def test_pretrained_classifier_init(weights, tmp_path):
-    """The configs' init_cfg: the chosen weights of an EMAHook checkpoint end up in the
-    detector's backbone exactly (nothing re-initialises them afterwards); stage norms dropped,
-    out_norms fresh; the cls2det output (.safetensors) with the same choice gives the same."""
+@pytest.fixture(scope='module')
+def swin_ema_checkpoint(tmp_path_factory):
     checkpoint, raw, ema = ema_hook_checkpoint(build_classifier('swin'))
-    src = str(tmp_path / 'cls.pth')
-    torch.save(checkpoint, src)
-    cfg = digits_config('swin')
-    detector = build_detector(cfg, init_cfg=dict(type='PretrainedClassifier', checkpoint=src,
-                                                 weights=weights))
+    path = str(tmp_path_factory.mktemp('ema') / 'cls.pth')
+    torch.save(checkpoint, path)
+    return path, dict(raw=raw, ema=ema)
+
+
+@pytest.mark.parametrize('weights', ['raw', 'ema'])
+def test_pretrained_classifier_init(weights, swin_ema_checkpoint):
+    """The configs' init_cfg: the chosen weights of an EMA checkpoint end up in the detector's
+    backbone exactly (nothing re-initialises them afterwards); stage norms dropped, out_norms
+    fresh."""
+    src, states = swin_ema_checkpoint
+    detector = build_detector(digits_config('swin'), init_cfg=dict(
+        type='PretrainedClassifier', checkpoint=src, weights=weights))
     detector.init_weights()
-    assert_backbone_from_cls(detector, raw if weights == 'raw' else ema)
-    dst = str(tmp_path / 'det.safetensors')
-    tool = osp.join(ROOT, 'tools/model_converters/cls2det.py')
-    runpy.run_path(tool)['main']([src, dst, '--config', cfg.filename] +
-                                 (['--ema'] if weights == 'ema' else []))
+    assert_backbone_from_cls(detector, states[weights])
+
+
+def test_cls2det_ema_to_safetensors(swin_ema_checkpoint, tmp_path):
+    """cls2det --ema records the choice; PretrainedClassifier reads the .safetensors output and
+    refuses to take it for raw weights."""
     from stm_mm.checkpoint_io import load_checkpoint
-    converted = load_checkpoint(dst)
-    assert converted['meta']['weights'] == weights
-    detector = build_detector(cfg, init_cfg=dict(type='PretrainedClassifier', checkpoint=dst,
-                                                 weights=weights))
-    detector.init_weights()
-    assert_backbone_from_cls(detector, raw if weights == 'raw' else ema)
-    other = 'ema' if weights == 'raw' else 'raw'
-    detector = build_detector(cfg, init_cfg=dict(type='PretrainedClassifier', checkpoint=dst,
-                                                 weights=other))
-    with pytest.raises(ValueError, match=f'{other} weights were asked for, but the checkpoint '
-                       f'holds {weights} weights only'):
-        detector.init_weights()
+    from stm_mm.models import PretrainedClassifier
+    src, states = swin_ema_checkpoint
+    cfg = digits_config('swin')
+    dst = str(tmp_path / 'det.safetensors')
+    runpy.run_path(osp.join(ROOT, 'tools/model_converters/cls2det.py'))['main'](
+        [src, dst, '--config', cfg.filename, '--ema'])
+    assert load_checkpoint(dst)['meta']['weights'] == 'ema'
+    detector = build_detector(cfg)
+    PretrainedClassifier(dst, weights='ema')(detector.backbone)
+    assert_backbone_from_cls(detector, states['ema'])
+    with pytest.raises(ValueError, match='raw weights were asked for, but the checkpoint holds '
+                       'ema weights only'):
+        PretrainedClassifier(dst)(detector.backbone)
 
 
 def test_resizing_position_tables():
