@@ -4,6 +4,7 @@ Importing the package registers ``UnifiedBackbone`` and ``ExtraTransformNeck`` i
 ``MODELS`` registry (reachable from mmpretrain and mmdet configs through
 ``custom_imports=dict(imports=['stm_mm'])``) and the five token mixers in ``TOKEN_MIXERS``.
 """
+from . import datasets  # noqa: F401  (registers SafeLoadImageFromFile, SkipUnreadable)
 from .checkpoint_compat import allow_mmengine_checkpoints
 from .models import ExtraTransformNeck, UnifiedBackbone
 from .registry import MODELS, TOKEN_MIXERS
