@@ -131,7 +131,9 @@ def test_skip_unreadable_wrapper(tmp_path):
     assert [items[i] for i in (0, 1, 3, 4, 6, 7)] == [0, 1, 3, 4, 6, 7]
     assert items[2] not in (2, 5) and items[5] not in (2, 5)
     assert len(ds) == 8 and ds.metainfo == dict(classes=('a', ))  # forwarded
-    with open(record) as f:
+    fresh = SkipUnreadable(_Items(), record)  # a new data-loader worker, next epoch
+    assert [fresh[i] for i in range(8)] == items
+    with open(record) as f:  # each file recorded once
         assert f.read().splitlines() == ['/d/2.png\tempty file (0 bytes)',
                                          '/d/5.png\tempty file (0 bytes)']
     # a skip list: listed files are recorded at once and never read
