@@ -11,13 +11,15 @@ and mmdet use) after looking at the content:
   palette, alpha and 16-bit images are converted, EXIF orientation is applied.
 
 :class:`SafeLoadImageFromFile` is mmcv's ``LoadImageFromFile`` using it; the runner puts it in
-place of ``LoadImageFromFile`` in every pipeline (see :mod:`stm_mm.engine.runner`).
+place of ``LoadImageFromFile`` in every pipeline (see :mod:`stm_mm.engine.runner`); it is
+registered in MMEngine's root ``TRANSFORMS``, so mmpretrain and mmdet configs can name it too.
 """
 import cv2
 import mmcv
 import numpy as np
 from mmcv.transforms import LoadImageFromFile
 from mmengine import fileio
+from mmengine.registry import TRANSFORMS
 
 from .validation import DataValidationError
 
@@ -143,6 +145,7 @@ def image_problem(path, color_type='color', backend='cv2'):
     return path, None
 
 
+@TRANSFORMS.register_module()
 class SafeLoadImageFromFile(LoadImageFromFile):
     """mmcv's ``LoadImageFromFile`` through :func:`decode_image`: same arguments and output;
     unreadable files raise :class:`UnreadableImageError` (with ``ignore_empty``: None)."""

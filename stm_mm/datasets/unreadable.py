@@ -5,8 +5,8 @@ the attempt, should the replacement be unreadable too), never by the global RNG.
 stays the same, the random number streams are not touched, and a resumed run reads the same
 samples as the uninterrupted one.
 
-Each skipped file is appended as ``path<TAB>reason`` to ``record_file`` (one file per rank,
-shared by that rank's data-loader workers); :class:`~stm_mm.engine.unreadable_images.
+Each skipped file is appended once as ``path<TAB>reason`` to ``record_file`` (one file per
+rank, shared by that rank's data-loader workers); :class:`~stm_mm.engine.unreadable_images.
 UnreadableImagesHook` gathers the files of all ranks, logs each path once, writes
 ``work_dir/skipped_images.txt`` and stops a run with too many unreadable images.
 
@@ -58,6 +58,7 @@ class SkipUnreadable:
         self.dataset = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
         self.record_file, self.skip_list, self.max_tries = record_file, skip_list, max_tries
         self._known_bad = None
+        self._recorded = None  # paths already in record_file (read once per process)
 
     def __getattr__(self, name):
         if name == 'dataset':  # not yet set (unpickling)
@@ -77,7 +78,17 @@ class SkipUnreadable:
                 path = self.dataset.get_data_info(i).get('img_path')
                 if path in listed:
                     self._known_bad.add(i)
-                    append_record(self.record_file, path, f'listed in {self.skip_list}')
+                    self._record(path, f'listed in {self.skip_list}')
+
+    def _record(self, path, reason):
+        """Append ``path`` unless it is recorded already (by this run, in any process: fresh
+        data-loader workers of every epoch would repeat it otherwise)."""
+        if self._recorded is None:
+            self._recorded = (read_skip_list(self.record_file) if osp.isfile(self.record_file)
+                              else set())
+        if path not in self._recorded:
+            self._recorded.add(path)
+            append_record(self.record_file, path, reason)
 
     def __getitem__(self, index):
         if self._known_bad is None:
@@ -90,7 +101,7 @@ class SkipUnreadable:
                     return self.dataset[current]
                 except UnreadableImageError as e:
                     self._known_bad.add(current)
-                    append_record(self.record_file, e.path, e.reason)
+                    self._record(e.path, e.reason)
             if length < 2:
                 break
             current = substitute_index(index, attempt, length)

@@ -131,7 +131,9 @@ def test_skip_unreadable_wrapper(tmp_path):
     assert [items[i] for i in (0, 1, 3, 4, 6, 7)] == [0, 1, 3, 4, 6, 7]
     assert items[2] not in (2, 5) and items[5] not in (2, 5)
     assert len(ds) == 8 and ds.metainfo == dict(classes=('a', ))  # forwarded
-    with open(record) as f:
+    fresh = SkipUnreadable(_Items(), record)  # a new data-loader worker, next epoch
+    assert [fresh[i] for i in range(8)] == items
+    with open(record) as f:  # each file recorded once
         assert f.read().splitlines() == ['/d/2.png\tempty file (0 bytes)',
                                          '/d/5.png\tempty file (0 bytes)']
     # a skip list: listed files are recorded at once and never read
@@ -174,12 +176,14 @@ def _config(tmp_path, root, **kw):
     return dump_cfg(tiny_cfg(root, str(tmp_path / 'work'), **kw), str(tmp_path / 'cfg.py'))
 
 
-@pytest.mark.parametrize('fault', list(FAULTS))
-def test_bad_image_is_one_error_line(cli, capsys, image_folder, tmp_path, fault):
-    """Read in a data-loader worker: the worker traceback is reduced to the one line."""
+@pytest.mark.parametrize('fault, workers', [('truncated', 1), ('text file', 0),
+                                            ('zero-byte', 0)])
+def test_bad_image_is_one_error_line(cli, capsys, image_folder, tmp_path, fault, workers):
+    """Read in a data-loader worker (PyTorch re-raises the error as "Caught ... in DataLoader
+    worker process 0" with the worker's traceback) or in the main process: one line."""
     relpath, content, reason = FAULTS[fault]
     root, path = _with_bad_file(image_folder, tmp_path, relpath, content)
-    cfg = _config(tmp_path, root, train_dataloader=dict(num_workers=1))
+    cfg = _config(tmp_path, root, train_dataloader=dict(num_workers=workers))
     message = expect_one_error(cli.main, capsys, [cfg])
     assert message == (f'image {path} cannot be decoded: {reason}; fix: replace or delete the '
                        'file, or pass --skip-invalid to skip unreadable images (listed in '
