@@ -32,21 +32,23 @@ class Classifier(nn.Module):
         return self.classifier(x, mode='tensor')
 
 
-def exportable(loaded, part='model'):
-    """The module to export from a :class:`stm_mm.analysis.erf.LoadedModel` and its output names.
-
-    Raises:
-        ValueError: an unknown ``part``, or ``part='model'`` for a detector (see
-            ``docs/deployment.md`` for why the full Mask R-CNN is not exported).
-    """
+def check_part(kind, part):
+    """Raise ValueError unless ``part`` of a model of ``kind`` (``'cls'``, ``'det'``,
+    ``'backbone'``) exports; the full Mask R-CNN does not (see ``docs/deployment.md``)."""
     if part not in PARTS:
         raise ValueError(f'part must be one of {PARTS}, got {part!r}')
-    if part == 'model' and loaded.kind == 'cls':
-        return Classifier(loaded.model).eval(), ['logits']
-    if part == 'model' and loaded.kind == 'det':
+    if part == 'model' and kind == 'det':
         raise ValueError('the full Mask R-CNN does not export (its post-processing is '
                          'data-dependent Python; see docs/deployment.md); fix: export the '
                          'backbone with --part backbone')
+
+
+def exportable(loaded, part='model'):
+    """The module to export from a :class:`stm_mm.analysis.erf.LoadedModel` and its output
+    names (errors of :func:`check_part`)."""
+    check_part(loaded.kind, part)
+    if part == 'model' and loaded.kind == 'cls':
+        return Classifier(loaded.model).eval(), ['logits']
     backbone = loaded.backbone
     names = [f'feat{i}' for i in backbone.out_indices]
     return backbone.eval(), names

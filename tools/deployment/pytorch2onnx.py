@@ -14,7 +14,7 @@ size, and fails above --atol. Errors are one line `error: ...; fix: ...` (exit 2
 import argparse
 import sys
 
-from stm_mm.deployment.onnx_export import DEFAULT_OPSET, PARTS, check_opset
+from stm_mm.deployment.onnx_export import DEFAULT_OPSET, PARTS, check_opset, check_part
 
 ATOL = 1e-4
 
@@ -53,18 +53,29 @@ def verify_shapes(batch, channels, height, width, dynamic):
     return shapes
 
 
+def config_kind(config):
+    """``'cls'``, ``'det'`` or ``'backbone'``, from the config's model type."""
+    from mmengine.config import Config
+    model_type = str(Config.fromfile(config).model.get('type', ''))
+    if model_type.endswith('ImageClassifier'):
+        return 'cls'
+    return 'backbone' if model_type.endswith('UnifiedBackbone') else 'det'
+
+
 def run(args):
     from stm_mm.analysis.erf import load_model
     from stm_mm.deployment import export_onnx, exportable, verify_onnx
 
     check_opset(args.opset)
+    kind = config_kind(args.config)
+    part = args.part or ('model' if kind == 'cls' else 'backbone')
+    check_part(kind, part)  # before the (slow) model build
     loaded = load_model(args.config, args.checkpoint)
-    part = args.part or ('model' if loaded.kind == 'cls' else 'backbone')
     module, names = exportable(loaded, part)
     shape = (args.batch, loaded.in_channels, *args.shape)
     export_onnx(module, args.out, names, shape, dynamic=args.dynamic, opset=args.opset)
-    kind = 'dynamic' if args.dynamic else 'fixed'
-    print(f'wrote {args.out} ({part}, {kind} shape, traced at {shape}, opset {args.opset}; '
+    shapes = 'dynamic' if args.dynamic else 'fixed'
+    print(f'wrote {args.out} ({part}, {shapes} shape, traced at {shape}, opset {args.opset}; '
           f'outputs {", ".join(names)})')
     if not args.verify:
         return 0
