@@ -38,9 +38,9 @@ def check_part(kind, part):
     if part not in PARTS:
         raise ValueError(f'part must be one of {PARTS}, got {part!r}')
     if part == 'model' and kind == 'det':
-        raise ValueError('the full Mask R-CNN does not export (its post-processing is '
-                         'data-dependent Python; see docs/deployment.md); fix: export the '
-                         'backbone with --part backbone')
+        raise ValueError('the full Mask R-CNN does not export (mmdet 3.3 imports its removed '
+                         'mmdet.core.export while exporting; see docs/deployment.md); fix: '
+                         'export the backbone with --part backbone')
 
 
 def exportable(loaded, part='model'):
@@ -92,13 +92,21 @@ def export_onnx(module, out, output_names, input_shape, dynamic=False, opset=DEF
                           dynamic_axes=dynamic_axes, do_constant_folding=True)
 
 
-def onnx_session(path, threads=None):
-    """An onnxruntime CPU session of ``path`` (``threads``: intra-op threads, default all)."""
+def onnx_session(path, threads=None, spinning=True):
+    """An onnxruntime CPU session of ``path``.
+
+    Args:
+        threads: intra-op threads (default: onnxruntime's, one per core).
+        spinning: let idle worker threads spin-wait for the next run (onnxruntime's default);
+            False frees their cores at once (fair next to PyTorch in one process).
+    """
     import onnxruntime as ort
     options = ort.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    if not spinning:
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     return ort.InferenceSession(str(path), options, providers=['CPUExecutionProvider'])
 
 
