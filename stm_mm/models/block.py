@@ -72,8 +72,10 @@ class UnifiedBlock(_ResidualBlock):
         return self.residual(x, self.gamma2, self.mlp(self.norm2(x)))
 
     def _records_nothing(self):
-        """No autograd graph, no dropped paths, no compiler tracing: chunking changes nothing."""
+        """No autograd graph, no dropped paths, no compiler or ONNX tracing: chunking changes
+        nothing (a traced chunk count would be frozen at the traced size)."""
         return (not torch.is_grad_enabled() and not torch.compiler.is_compiling() and
+                not torch.jit.is_tracing() and
                 (not self.training or isinstance(self.drop_path, nn.Identity)))
 
     def _mlp_branch_in_chunks(self, x):
@@ -152,7 +154,8 @@ BLOCK_TYPES = dict(unified=UnifiedBlock, convnext=ConvNeXtStyleBlock, bottleneck
 class AbsolutePositionEmbedding(nn.Module):
     """Learned ``(1, C, H0, W0)`` embedding, resized (bilinear, align_corners=True) to any map.
 
-    Returns it channels-last, ``(1, H, W, C)``, for a map of size ``(H, W)``.
+    Returns it channels-last, ``(1, H, W, C)``, for a map of size ``(H, W)``. While exporting to
+    ONNX it always resizes (an identity at the table's own size), so the graph fits every size.
     """
 
     def __init__(self, dim, grid_size):
@@ -162,7 +165,7 @@ class AbsolutePositionEmbedding(nn.Module):
 
     def forward(self, H, W):
         pos = self.weight
-        if pos.shape[-2:] != (H, W):
+        if torch.onnx.is_in_onnx_export() or pos.shape[-2:] != (H, W):
             pos = F.interpolate(pos, size=(H, W), mode='bilinear', align_corners=True)
         return pos.permute(0, 2, 3, 1)
 

@@ -4,7 +4,8 @@
 they are built for the tensors' device and dtype, and otherwise the pure-PyTorch reference
 (:mod:`stm_mm.ops.dcnv3_ref`), warning once per reason. The choice can be forced with the
 ``impl`` argument or the ``STM_MM_DCNV3_IMPL`` environment variable (``compiled``,
-``pytorch`` or ``auto``; the argument wins).
+``pytorch`` or ``auto``; the argument wins). While exporting to ONNX it always runs the
+reference, which exports through GridSample (a standard ONNX op).
 """
 import os
 import warnings
@@ -58,7 +59,7 @@ def dcnv3(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pa
         RuntimeError: ``impl='compiled'`` when the compiled op cannot run these tensors, or
             shapes that do not fit together (from the compiled op's checks).
     """
-    choice = resolve_impl(impl)
+    choice = 'pytorch' if torch.onnx.is_in_onnx_export() else resolve_impl(impl)
     args = (kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group,
             group_channels, offset_scale)
     if choice == 'pytorch':
