@@ -40,7 +40,7 @@ def categorise(name, scopes):
         return 'DCNv3 op'
     if _BIAS_SCOPE in scopes:
         return 'position bias and masks'
-    if any(key in name for key in _ATTENTION):
+    if any(key in name for key in _ATTENTION) or any(_node_category(s) for s in scopes):
         return 'attention'
     if any(key in name for key in _NORMS):
         return 'norms'
@@ -109,13 +109,16 @@ def summarise(events, top=10):
         rows.append((phase, event.name, category, event.self_cpu_time_total / 1000))
     summary = {}
     for phase in _PHASES:
-        by_op, by_category = defaultdict(float), dict.fromkeys(CATEGORIES, 0.0)
+        by_op, by_node = defaultdict(float), defaultdict(float)
+        by_category = dict.fromkeys(CATEGORIES, 0.0)
         for row_phase, name, category, ms in rows:
             if row_phase != phase:
                 continue
             if isinstance(category, tuple):  # backward: the forward op's category
                 _, seq, node_name = category
-                category = forward_category.get(seq) or categorise(node_name, ())
+                by_node[node_name.rsplit(': ', 1)[-1]] += ms
+                category = (_node_category(node_name) or forward_category.get(seq) or
+                            categorise(node_name, ()))
             elif category is None:
                 category = categorise(name, ())
             by_op[name] += ms
@@ -127,7 +130,22 @@ def summarise(events, top=10):
             top_ops=[dict(op=name, self_ms=ms, share=ms / total) for name, ms in ops],
             categories={c: dict(self_ms=ms, share=ms / total if total else 0.0)
                         for c, ms in by_category.items()})
+        if by_node:
+            nodes = sorted(by_node.items(), key=lambda item: -item[1])[:top]
+            summary[phase.rsplit('.', 1)[-1]]['top_autograd_nodes'] = [
+                dict(node=name, self_ms=ms, share=ms / total) for name, ms in nodes]
     return summary
+
+
+def _node_category(node_name):
+    """The category of a whole fused op's autograd node or function range (custom attention
+    functions, SDPA, DCNv3): their inner ops run without autograd and leave no sequence
+    number to match."""
+    if 'dcnv3' in node_name.lower():
+        return 'DCNv3 op'
+    if 'Attention' in node_name or 'ScaledDotProduct' in node_name:
+        return 'attention'
+    return None
 
 
 def _parents(event):
@@ -176,4 +194,9 @@ def format_summary(summary):
         lines.append('    top ops by self time:')
         for r in s['top_ops']:
             lines.append(f'      {r["op"]:<60}{r["self_ms"]:>9.1f} ms {100 * r["share"]:>5.1f}%')
+        if 'top_autograd_nodes' in s:
+            lines.append('    top autograd nodes by self time of their ops:')
+            for r in s['top_autograd_nodes']:
+                lines.append(f'      {r["node"]:<60}{r["self_ms"]:>9.1f} ms '
+                             f'{100 * r["share"]:>5.1f}%')
     return lines

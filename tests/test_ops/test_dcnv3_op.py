@@ -221,7 +221,7 @@ def uses_compiled(out):
         if node is None or node in seen:
             continue
         seen.add(node)
-        if type(node).__name__ == 'DCNv3FunctionBackward':
+        if 'stm_mm_dcnv3_forward' in type(node).__name__:
             return True
         pending.extend(next_node for next_node, _ in node.next_functions)
     return False
