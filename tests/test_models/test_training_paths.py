@@ -82,3 +82,24 @@ def test_halo_backbone_training_step_equals_reference():
     assert_close(loss, ref_loss, rtol=1e-12, atol=1e-12)
     for a, b in zip(grads, ref_grads):
         assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_fused_drop_path_residual_equals_drop_path_module():
+    """``residual`` (one addcmul) vs ``x + DropPath(gamma * y)``: same random numbers, same
+    values and gradients (float64), some paths dropped and some kept."""
+    from mmcv.cnn.bricks import DropPath
+
+    from stm_mm.models.block import UnifiedBlock
+    block = UnifiedBlock(8, torch.nn.Identity(), drop_path=0.5).double().train()
+    x, y = (torch.randn(16, 3, 5, 8, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    gamma = torch.randn(8, dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(0)
+    fused = block.residual(x, gamma, y)
+    torch.manual_seed(0)
+    ref = x + DropPath(0.5).train()(gamma * y)
+    assert 0 < (fused == x).all(-1).all(-1).all(-1).sum() < 16  # some dropped, some kept
+    assert_close(fused, ref, rtol=1e-12, atol=1e-12)
+    grad = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad(fused, (x, gamma, y), grad),
+                    torch.autograd.grad(ref, (x, gamma, y), grad)):
+        assert_close(a, b, rtol=1e-12, atol=1e-12)
