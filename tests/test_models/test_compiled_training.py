@@ -55,3 +55,4 @@ def test_compile_flag_sets_the_runner_option():
     cfg = apply_cli_options(Config(dict(work_dir='w')), compile=True)
     assert cfg.compile is True
     assert 'compile' not in apply_cli_options(Config(dict(work_dir='w')))
+

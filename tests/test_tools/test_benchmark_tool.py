@@ -81,7 +81,7 @@ def test_benchmark_tool_train_profile(tmp_path):
     category shares, which add up to the pass's self time."""
     out = tmp_path / 'bench.json'
     cmd = [sys.executable, 'tools/analysis_tools/benchmark.py',
-           'configs/_base_/models/u_halo_micro.py', '--batch-size', '1', '--input-size', '32',
+           'configs/_base_/models/u_halo_micro.py', '--batch-size', '2', '--input-size', '32',
            '32', '--train', '--profile', '--warmup', '0', '--iters', '1', '--device', 'cpu',
            '--json', str(out)]
     env = dict(os.environ, PYTHONPATH=ROOT)
