@@ -1,6 +1,7 @@
 """Train a classifier (mmpretrain) or a detector (mmdet) from a config.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--compile]
+        [--cfg-options k=v]
     tools/dist_train.sh CONFIG GPUS [...]        # torch.distributed; gloo on a CPU machine
 
 Errors (bad config, data, checkpoint, launch environment; NaN loss) are reported as one line
@@ -27,6 +28,8 @@ def parse_args(argv=None):
                         'when no path is given')
     parser.add_argument('--load-from', help='initialise the whole model from this checkpoint')
     parser.add_argument('--amp', action='store_true', help='mixed precision training (GPU)')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile the training step (MMEngine\'s compile=True)')
     parser.add_argument('--no-validate', action='store_true', help='skip validation')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the actual total batch size')
@@ -54,7 +57,7 @@ def parse_args(argv=None):
 def train(args):
     cfg = Config.fromfile(args.config)
     cfg = apply_cli_options(cfg, work_dir=args.work_dir, resume=args.resume,
-                            load_from=args.load_from, amp=args.amp,
+                            load_from=args.load_from, amp=args.amp, compile=args.compile,
                             auto_scale_lr=args.auto_scale_lr, no_validate=args.no_validate,
                             launcher=args.launcher, cfg_options=args.cfg_options,
                             skip_invalid=args.skip_invalid, skip_list=args.skip_list,

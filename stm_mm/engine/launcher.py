@@ -14,13 +14,14 @@ import torch.distributed as dist
 
 def apply_cli_options(cfg, work_dir=None, resume=None, load_from=None, amp=False,
                       auto_scale_lr=False, no_validate=False, launcher='none', cfg_options=None,
-                      skip_invalid=False, skip_list=None, non_strict_load=False):
+                      skip_invalid=False, skip_list=None, non_strict_load=False, compile=False):
     """Apply the usual mmpretrain/mmdet command-line flags to a loaded ``Config``.
 
     ``resume`` is ``None`` (no resume), ``'auto'`` (latest checkpoint in the work dir) or a path.
     ``skip_invalid`` / ``skip_list`` / ``non_strict_load`` set ``reliability.skip_invalid`` /
     ``reliability.skip_list`` / ``reliability.strict_load=False`` (see
-    :mod:`stm_mm.engine.runner`); a skip list implies ``skip_invalid``.
+    :mod:`stm_mm.engine.runner`); a skip list implies ``skip_invalid``. ``compile`` sets
+    MMEngine's ``compile=True``: the Runner wraps the model's train step in ``torch.compile``.
     """
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -48,6 +49,8 @@ def apply_cli_options(cfg, work_dir=None, resume=None, load_from=None, amp=False
         if wrapper != 'AmpOptimWrapper':
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if compile:
+        cfg.compile = True
     if auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise KeyError('--auto-scale-lr needs `auto_scale_lr = dict(base_batch_size=...)` '
