@@ -110,13 +110,13 @@ def authors_detector(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize('which', ['china', 'scene'])
-def test_det_image_demo_prints_and_draws_detections(which, images, authors_detector, tmp_path,
-                                                    capsys, monkeypatch):
+@pytest.mark.parametrize('which,scale', [('china', 1), ('scene', 3)])
+def test_det_image_demo_prints_and_draws_detections(which, scale, images, authors_detector,
+                                                    tmp_path, capsys, monkeypatch):
     out = str(tmp_path / 'vis.png')
     demo = _tool('det_image_demo', monkeypatch)
     assert demo.main([images[which], DET_CONFIG, authors_detector, '--out', out,
-                      '--score-thr', '0.05', '--scale', '2']) == 0
+                      '--score-thr', '0.05', '--scale', str(scale)]) == 0
     stdout = capsys.readouterr().out
     count = int(re.search(r': (\d+) detections with score >= 0.05', stdout).group(1))
     rows = re.findall(r'^(\d\.\d{3})  (\S+)\s+box \[([^\]]+)\]  mask (\d+) px$', stdout, re.M)
@@ -129,8 +129,8 @@ def test_det_image_demo_prints_and_draws_detections(which, images, authors_detec
         x1, y1, x2, y2 = (float(v) for v in box.split(', '))
         assert label in DIGITS and 0 <= x1 <= x2 <= w and 0 <= y1 <= y2 <= h
     drawn = mmcv.imread(out, channel_order='rgb').astype(float)
-    assert drawn.shape == (2 * h, 2 * w, 3)
-    assert np.abs(drawn - mmcv.imrescale(image, 2)).mean() > 1  # boxes and masks are drawn
+    assert drawn.shape == (scale * h, scale * w, 3)
+    assert np.abs(drawn - mmcv.imrescale(image, scale)).mean() > 1  # boxes and masks are drawn
 
 
 def test_det_image_demo_script_reports_a_missing_checkpoint(images):
