@@ -316,3 +316,19 @@ def test_authors_release_and_mmengine_files_load_without_the_flag(tmp_path, caps
     loaded = load_checkpoint(str(tmp_path / 'mm.pth'))['message_hub']
     assert loaded['log_scalars']['train/loss'].mean() == 1.5
     assert loaded['runtime_info']['iter'] == 4
+
+
+def test_train_loads_safetensors(cli, image_folder, tmp_path):
+    """load_from and init_cfg Pretrained read .safetensors (weights only by construction)."""
+    from mmpretrain.registry import MODELS
+    cfg = tiny_cfg(image_folder, str(tmp_path / 'work'), max_iters=1)
+    model = MODELS.build(cfg.model)
+    path = str(tmp_path / 'weights.safetensors')
+    save_checkpoint({'state_dict': model.state_dict(), 'meta': {'note': 'test'}}, path)
+    config = dump_cfg(cfg, str(tmp_path / 'cfg.py'))
+    cli.main([config, '--load-from', path])
+    cli.main([config, '--work-dir', str(tmp_path / 'work2'), '--cfg-options',
+              f'model.backbone.init_cfg.checkpoint={path}',
+              'model.backbone.init_cfg.type=Pretrained', 'model.backbone.init_cfg.prefix=backbone.'])
+    for work in ('work', 'work2'):
+        assert osp.isfile(str(tmp_path / work / 'iter_1.pth'))
