@@ -327,8 +327,8 @@ def test_train_loads_safetensors(cli, image_folder, tmp_path):
     save_checkpoint({'state_dict': model.state_dict(), 'meta': {'note': 'test'}}, path)
     config = dump_cfg(cfg, str(tmp_path / 'cfg.py'))
     cli.main([config, '--load-from', path])
+    init = 'model.backbone.init_cfg'
     cli.main([config, '--work-dir', str(tmp_path / 'work2'), '--cfg-options',
-              f'model.backbone.init_cfg.checkpoint={path}',
-              'model.backbone.init_cfg.type=Pretrained', 'model.backbone.init_cfg.prefix=backbone.'])
+              f'{init}.checkpoint={path}', f'{init}.type=Pretrained', f'{init}.prefix=backbone.'])
     for work in ('work', 'work2'):
         assert osp.isfile(str(tmp_path / work / 'iter_1.pth'))
