@@ -146,10 +146,46 @@ def _is_safetensors(path):
     return head[8:9] == b'{' and 0 < size <= osp.getsize(path) - 8
 
 
-def _describe_failure(path, exc):
-    """The :class:`CheckpointReadError` for a ``torch.load`` failure."""
+def _format_error(path):
+    """The :class:`CheckpointReadError` for a file in no checkpoint format (empty, a zip archive
+    without ``data.pkl``, neither a zip nor a pickle), or None."""
     size = osp.getsize(path)
     head = _head(path, 4)
+    if size == 0:
+        return CorruptCheckpointError(f'checkpoint {path} is empty (0 bytes): an interrupted '
+                                      'copy or download; fix: copy or download the file again')
+    if head.startswith(b'PK'):  # a zip archive: torch's format
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return None  # damaged: torch.load tells truncated/corrupt
+        if not any(n.endswith('/data.pkl') or n == 'data.pkl' for n in names):
+            return NotACheckpointError(
+                f'checkpoint {path} is a zip archive but not a PyTorch checkpoint (no data.pkl '
+                f'among its {len(names)} entries); fix: pass a .pth written by torch.save or a '
+                '.safetensors')
+    elif not head.startswith(b'\x80'):  # neither a zip nor a (legacy-format) pickle
+        return NotACheckpointError(
+            f'{path} is not a checkpoint ({size} bytes starting with {head!r}; a PyTorch '
+            'checkpoint is a zip archive or a pickle, or use .safetensors); fix: check the path')
+    return None
+
+
+def check_checkpoint_format(path):
+    """Raise :class:`CheckpointReadError` unless ``path`` is a file in a checkpoint format, without
+    unpickling it (for tools that check their checkpoint argument before anything else)."""
+    path = osp.expanduser(str(path))
+    if not osp.isfile(path):
+        raise CheckpointReadError(f'checkpoint file not found: {path}; fix: check the path')
+    if not _is_safetensors(path):
+        error = _format_error(path)
+        if error is not None:
+            raise error
+
+
+def _describe_failure(path, exc):
+    """The :class:`CheckpointReadError` for a ``torch.load`` failure."""
     text = str(exc)
     detail = text.split('WeightsUnpickler error:')[-1].strip()  # past torch's boilerplate
     first = detail.splitlines()[0] if detail else type(exc).__name__
@@ -163,28 +199,9 @@ def _describe_failure(path, exc):
         return UnsafeCheckpointError(
             f'checkpoint {path} contains Python objects that loading would execute '
             f'({forbidden}); it was not loaded; {_fix_unsafe()}')
-    if size == 0:
-        return CorruptCheckpointError(f'checkpoint {path} is empty (0 bytes): an interrupted '
-                                      'copy or download; fix: copy or download the file again')
-    if head.startswith(b'PK'):  # a zip archive: torch's format
-        try:
-            with zipfile.ZipFile(path) as z:
-                names = z.namelist()
-        except (zipfile.BadZipFile, OSError):
-            names = None
-        if names is not None and not any(n.endswith('/data.pkl') or n == 'data.pkl'
-                                          for n in names):
-            return NotACheckpointError(
-                f'checkpoint {path} is a zip archive but not a PyTorch checkpoint (no data.pkl '
-                f'among its {len(names)} entries); fix: pass a .pth written by torch.save or a '
-                '.safetensors')
-    elif not head.startswith(b'\x80'):  # neither a zip nor a (legacy-format) pickle
-        return NotACheckpointError(
-            f'{path} is not a checkpoint ({size} bytes starting with {head!r}; a PyTorch '
-            'checkpoint is a zip archive or a pickle, or use .safetensors); fix: check the path')
-    return CorruptCheckpointError(
-        f'checkpoint {path} cannot be read ({size} bytes): it is truncated or corrupt '
-        f'[{type(exc).__name__}: {first[:160]}]; fix: copy or download the file again (when '
+    return _format_error(path) or CorruptCheckpointError(
+        f'checkpoint {path} cannot be read ({osp.getsize(path)} bytes): it is truncated or '
+        f'corrupt [{type(exc).__name__}: {first[:160]}]; fix: copy or download the file again (when '
         'resuming: an earlier checkpoint; --resume without a path picks the newest complete one)')
 
 

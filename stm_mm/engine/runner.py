@@ -23,11 +23,18 @@ Bad input, before training
     * datasets: COCO json / image-folder checks of :mod:`stm_mm.datasets.validation`, optionally
       dropping bad annotations (``reliability=dict(skip_invalid=True)``, ``--skip-invalid``);
     * input sizes: the model runs once on an empty batch of each pipeline's output size;
+Bad images, during the run
+    * ``LoadImageFromFile`` becomes :class:`~stm_mm.datasets.image_loading.
+      SafeLoadImageFromFile` (content sniffing, truncation check, one-line errors naming the
+      file); with ``skip_invalid`` undecodable samples are replaced
+      (:class:`~stm_mm.datasets.unreadable.SkipUnreadable`), listed and counted
+      (:class:`~stm_mm.engine.unreadable_images.UnreadableImagesHook`);
 * a NaN/Inf loss stops training (:class:`~stm_mm.engine.hooks.FiniteLossHook`).
 
 Options: ``reliability = dict(...)`` in the config, keys of :data:`DEFAULT_OPTIONS`.
 """
 import copy
+import os
 import os.path as osp
 import random
 import re
@@ -40,7 +47,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 
-from ..checkpoint_io import CheckpointReadError
+from ..checkpoint_io import CheckpointReadError, check_checkpoint_format
 from ..converters import check_state_dict_fits
 from .hooks import (FiniteLossHook, NonFiniteLossError, ReliableCheckpointHook,
                     atomic_write, checkpoint_sort_key)
@@ -52,6 +59,8 @@ DEFAULT_OPTIONS = dict(
     check_input_size=True,   # probe the model with each pipeline's output size
     finite_loss=True,        # inject FiniteLossHook
     save_rng_state=True,     # store and restore RNG states for exact resumes
+    max_unreadable=0.01,     # skip_invalid: largest share of undecodable images per split
+    skip_list=None,          # skip_invalid: images to skip unread (check_images.py's list)
 )
 
 
@@ -85,6 +94,17 @@ def reliability_options(cfg):
 def _first_line(text, limit=300):
     text = str(text).strip().splitlines()[0] if str(text).strip() else ''
     return text if len(text) <= limit else text[:limit] + '...'
+
+
+def check_checkpoint_file(filename):
+    """Raise :class:`CheckpointError` unless ``filename`` (a local path) is a file in a checkpoint
+    format (:func:`stm_mm.checkpoint_io.check_checkpoint_format`); URLs pass."""
+    if '://' in str(filename):
+        return
+    try:
+        check_checkpoint_format(filename)
+    except CheckpointReadError as e:
+        raise CheckpointError(str(e)) from None
 
 
 def read_checkpoint(filename, map_location='cpu'):
@@ -162,6 +182,13 @@ class _RestoreRngAfter:
 
     def __getattr__(self, name):
         return getattr(self._iterator, name)
+
+
+def _is_load_image(type_):
+    """Whether a pipeline ``type`` is mmcv's ``LoadImageFromFile`` (under any scope)."""
+    if isinstance(type_, str):
+        return type_.split('.')[-1] == 'LoadImageFromFile'
+    return getattr(type_, '__name__', None) == 'LoadImageFromFile'
 
 
 def _is_local(path):
@@ -248,8 +275,9 @@ class ReliableRunner(Runner):
             hooks['checkpoint'] = ckpt
         super().register_default_hooks(hooks)
 
-    def register_custom_hooks(self, hooks):
-        super().register_custom_hooks(hooks)
+    def register_hooks(self, default_hooks=None, custom_hooks=None):
+        # MMEngine calls register_custom_hooks only for configs that have custom_hooks
+        super().register_hooks(default_hooks, custom_hooks)
         if self._reliability['finite_loss'] and not any(
                 isinstance(h, FiniteLossHook) for h in self._hooks):
             self.register_hook(FiniteLossHook())
@@ -257,6 +285,7 @@ class ReliableRunner(Runner):
     # ------------------------------------------------------------------ entry points
     def train(self):
         self._preflight(('train', 'val'))
+        self._guard_images(('train', 'val'))
         if self._reliability['check_input_size']:
             self._check_input_sizes(('train', 'val'))
         self._check_pretrained_inits()
@@ -264,10 +293,12 @@ class ReliableRunner(Runner):
 
     def val(self):
         self._preflight(('val', ))
+        self._guard_images(('val', ))
         return super().val()
 
     def test(self):
         self._preflight(('test', ))
+        self._guard_images(('test', ))
         return super().test()
 
     def build_val_loop(self, loop):
@@ -309,6 +340,34 @@ class ReliableRunner(Runner):
                 work_dir=self.work_dir, logger=self.logger)
             if replaced:
                 self._redirect_evaluator(split, replaced)
+
+    def _guard_images(self, splits):
+        """Decode images with :class:`SafeLoadImageFromFile` (one-line errors naming the file);
+        with ``skip_invalid``, wrap the datasets in :class:`SkipUnreadable` and gather what they
+        skip with :class:`UnreadableImagesHook`."""
+        from stm_mm.datasets.image_loading import SafeLoadImageFromFile
+        from stm_mm.datasets.unreadable import SkipUnreadable
+        from stm_mm.datasets.validation import iter_datasets
+
+        from .unreadable_images import UnreadableImagesHook, record_file
+        skip = self._reliability['skip_invalid']
+        for split in splits:
+            loader = getattr(self, f'_{split}_dataloader', None)
+            if not isinstance(loader, dict) or not isinstance(loader.get('dataset'), dict):
+                continue
+            for ds in iter_datasets(loader['dataset']):
+                ds['pipeline'] = [
+                    dict(t, type=SafeLoadImageFromFile) if isinstance(t, dict)
+                    and _is_load_image(t.get('type')) else t for t in ds.get('pipeline') or []]
+            if skip:
+                record = record_file(self.work_dir, split, self.rank)
+                if not self._resume and osp.isfile(record):
+                    os.remove(record)  # a resumed run keeps counting the skips of its start
+                loader['dataset'] = dict(type=SkipUnreadable, dataset=loader['dataset'],
+                                         record_file=record,
+                                         skip_list=self._reliability['skip_list'])
+        if skip and not any(isinstance(h, UnreadableImagesHook) for h in self._hooks):
+            self.register_hook(UnreadableImagesHook(self._reliability['max_unreadable']))
 
     def _redirect_evaluator(self, split, replaced):
         evaluator = getattr(self, f'_{split}_evaluator', None)

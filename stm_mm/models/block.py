@@ -22,9 +22,15 @@ class _ResidualBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def residual(self, x, gamma, y):
-        """``x + DropPath(gamma * y)``; one fused ``addcmul`` when no path is dropped."""
+        """``x + DropPath(gamma * y)`` as one ``addcmul``: while training, a path dropped with
+        probability p multiplies ``gamma`` by a per-image 0 or 1 / (1 - p), drawn as mmcv's
+        ``DropPath`` draws it (same random numbers), instead of three more passes over ``y``."""
         if self.training and not isinstance(self.drop_path, nn.Identity):
-            return x + self.drop_path(gamma * y)
+            keep = 1 - self.drop_path.drop_prob
+            shape = (x.shape[0], ) + (1, ) * (x.dim() - 1)
+            dtype = torch.promote_types(gamma.dtype, y.dtype)
+            kept = (keep + torch.rand(shape, dtype=dtype, device=y.device)).floor_()
+            return torch.addcmul(x, y, gamma * kept.div_(keep))
         return torch.addcmul(x, gamma, y)
 
     def reset_block_parameters(self):
@@ -72,8 +78,10 @@ class UnifiedBlock(_ResidualBlock):
         return self.residual(x, self.gamma2, self.mlp(self.norm2(x)))
 
     def _records_nothing(self):
-        """No autograd graph, no dropped paths, no compiler tracing: chunking changes nothing."""
+        """No autograd graph, no dropped paths, no compiler or ONNX tracing: chunking changes
+        nothing (a traced chunk count would be frozen at the traced size)."""
         return (not torch.is_grad_enabled() and not torch.compiler.is_compiling() and
+                not torch.jit.is_tracing() and
                 (not self.training or isinstance(self.drop_path, nn.Identity)))
 
     def _mlp_branch_in_chunks(self, x):
@@ -152,7 +160,8 @@ BLOCK_TYPES = dict(unified=UnifiedBlock, convnext=ConvNeXtStyleBlock, bottleneck
 class AbsolutePositionEmbedding(nn.Module):
     """Learned ``(1, C, H0, W0)`` embedding, resized (bilinear, align_corners=True) to any map.
 
-    Returns it channels-last, ``(1, H, W, C)``, for a map of size ``(H, W)``.
+    Returns it channels-last, ``(1, H, W, C)``, for a map of size ``(H, W)``. While exporting to
+    ONNX it always resizes (an identity at the table's own size), so the graph fits every size.
     """
 
     def __init__(self, dim, grid_size):
@@ -162,7 +171,7 @@ class AbsolutePositionEmbedding(nn.Module):
 
     def forward(self, H, W):
         pos = self.weight
-        if pos.shape[-2:] != (H, W):
+        if torch.onnx.is_in_onnx_export() or pos.shape[-2:] != (H, W):
             pos = F.interpolate(pos, size=(H, W), mode='bilinear', align_corners=True)
         return pos.permute(0, 2, 3, 1)
 

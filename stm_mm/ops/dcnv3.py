@@ -4,7 +4,8 @@
 they are built for the tensors' device and dtype, and otherwise the pure-PyTorch reference
 (:mod:`stm_mm.ops.dcnv3_ref`), warning once per reason. The choice can be forced with the
 ``impl`` argument or the ``STM_MM_DCNV3_IMPL`` environment variable (``compiled``,
-``pytorch`` or ``auto``; the argument wins).
+``pytorch`` or ``auto``; the argument wins). While exporting to ONNX it always runs the
+reference, which exports through GridSample (a standard ONNX op).
 """
 import os
 import warnings
@@ -58,7 +59,7 @@ def dcnv3(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pa
         RuntimeError: ``impl='compiled'`` when the compiled op cannot run these tensors, or
             shapes that do not fit together (from the compiled op's checks).
     """
-    choice = resolve_impl(impl)
+    choice = 'pytorch' if torch.onnx.is_in_onnx_export() else resolve_impl(impl)
     args = (kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group,
             group_channels, offset_scale)
     if choice == 'pytorch':
@@ -68,7 +69,8 @@ def dcnv3(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pa
     if reason is None:
         compute = dcnv3_func.kernel_dtype(input.device.type, dtype)
         input, offset, mask = (t.to(compute) for t in (input, offset, mask))
-        return dcnv3_func.DCNv3Function.apply(input, offset, mask, *args).to(dtype)
+        return dcnv3_func.dcnv3_compiled(input, offset, mask, *args[:-1],
+                                        float(offset_scale)).to(dtype)
     if choice == 'compiled':
         raise RuntimeError(f'dcnv3: impl=compiled was requested but {reason}; {BUILD_HINT}.')
     if reason not in _warned:

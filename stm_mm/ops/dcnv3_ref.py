@@ -49,8 +49,8 @@ def dcnv3_reference(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w,
     loc = sampling_locations(Ho, Wo, offset, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
                              dilation_h, dilation_w, group, offset_scale)
     # grid_sample's align_corners=False convention: pixel i spans [i, i + 1) / size.
-    size = torch.tensor([W, H], device=input.device, dtype=loc.dtype)
-    grid = (loc + 0.5) / size * 2 - 1  # (B, Ho, Wo, G, P, 2)
+    # (divided per axis, not by a tensor of the sizes, so an ONNX export keeps them dynamic)
+    grid = torch.stack([(loc[..., 0] + 0.5) / W, (loc[..., 1] + 0.5) / H], -1) * 2 - 1
     grid = grid.permute(0, 3, 1, 2, 4, 5).reshape(B * G, Ho, Wo * P, 2)
     value = input.view(B, H, W, G, Cg).permute(0, 3, 4, 1, 2).reshape(B * G, Cg, H, W)
     samples = F.grid_sample(value, grid.to(value.dtype), mode='bilinear', padding_mode='zeros',

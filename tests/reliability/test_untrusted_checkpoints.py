@@ -118,14 +118,17 @@ def test_payload_runs_only_with_unsafe_load(kind, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize('kind', sorted(PAYLOADS))
 def test_library_loaders_refuse(kind, tmp_path, marker):
-    """stm_mm.transfer.load_checkpoint_file and MMEngine's own loaders (load_from, resume,
-    init_cfg Pretrained, mmdet's init_detector go through them) all use the safe loader."""
+    """stm_mm.transfer.load_checkpoint_file, MMEngine's own loaders (load_from, resume,
+    init_cfg Pretrained, mmdet's init_detector go through them) and mmpretrain's
+    ``get_model(..., pretrained=)`` (the model zoo's converting loader) all use the safe loader."""
+    import mmpretrain
     from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint as mm_load
 
     from stm_mm.transfer import load_checkpoint_file
     path = evil(tmp_path, marker, kind)
     for read in (load_checkpoint_file, _load_checkpoint,
-                 lambda p: mm_load(torch.nn.Linear(2, 2), p)):
+                 lambda p: mm_load(torch.nn.Linear(2, 2), p),
+                 lambda p: mmpretrain.get_model('u-dwconv-micro_in1k', pretrained=p)):
         with pytest.raises(UnsafeCheckpointError, match='it was not loaded'):
             read(path)
 

@@ -165,9 +165,8 @@ def test_test_weights(trained, tmp_path, test_weights, expected):
 def test_val_of_a_loaded_checkpoint(trained, tmp_path):
     """``runner.val()`` with ``load_from`` (no training) also separates the two."""
     raw, ema = SCHEDULE[1]
-    # (no checkpoint hook: ReliableCheckpointHook needs before_train, which runner.val() skips)
+    # (the checkpoint hook stays: ReliableCheckpointHook must cope with a val() without training)
     runner = _runner(tmp_path, [dict(type='DualEvalEMAHook', priority='ABOVE_NORMAL')],
-                     default_hooks=dict(checkpoint=None),
                      val_dataloader=_loader(), val_cfg=dict(),
                      val_evaluator=dict(type='Accuracy', topk=(1, )),
                      load_from=osp.join(trained[2], 'best_accuracy_ema_top1_epoch_2.pth'))

@@ -19,7 +19,7 @@ unpickling). Errors are one line ``error: ...`` (``--debug``: traceback).
 import argparse
 
 from stm_mm.checkpoint_io import add_converter_options
-from stm_mm.engine import report_errors
+from stm_mm.engine.cli import run_cli
 from stm_mm.transfer import transfer_cls_to_det, transfer_det_to_cls
 
 
@@ -51,7 +51,7 @@ def convert(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    report_errors(convert, args, debug=args.debug)
+    run_cli(convert, args)
 
 
 if __name__ == '__main__':

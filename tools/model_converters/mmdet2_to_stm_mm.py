@@ -15,7 +15,7 @@ import argparse
 import torch
 
 from stm_mm.checkpoint_io import add_converter_options
-from stm_mm.engine import report_errors
+from stm_mm.engine.cli import run_cli
 from stm_mm.transfer import convert_mmdet2_checkpoint
 
 
@@ -47,7 +47,7 @@ def convert(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    report_errors(convert, args, debug=args.debug)
+    run_cli(convert, args)
 
 
 if __name__ == '__main__':

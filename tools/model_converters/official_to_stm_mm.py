@@ -18,7 +18,7 @@ import argparse
 import torch
 
 from stm_mm.checkpoint_io import add_converter_options, save_checkpoint
-from stm_mm.engine import report_errors
+from stm_mm.engine.cli import run_cli
 from stm_mm.transfer import (load_checkpoint_file, official_checkpoint_to_stm_mm,
                              stm_mm_checkpoint_to_official)
 
@@ -69,7 +69,7 @@ def convert(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    report_errors(convert, args, debug=args.debug)
+    run_cli(convert, args)
 
 
 if __name__ == '__main__':

@@ -15,13 +15,14 @@ def cache_per_size(fn):
     """Memoise a mask builder on its (hashable) size/device arguments.
 
     Under ``torch.compile`` the builder is traced directly instead (Dynamo folds it into the
-    graph as a constant), so the Python cache never meets the compiler.
+    graph as a constant), so the Python cache never meets the compiler; likewise under an ONNX
+    export, where sizes are traced tensors.
     """
     cached = functools.lru_cache(maxsize=64)(fn)
 
     @functools.wraps(fn)
     def wrapper(*args):
-        if torch.compiler.is_compiling():
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():
             return fn(*args)
         return cached(*args)
 
@@ -32,10 +33,11 @@ def pad_to_multiple(x, multiple):
     """Zero-pad ``(B, H, W, C)`` at the bottom and right so H and W are multiples of ``multiple``.
 
     Returns the padded tensor (``x`` itself when nothing is needed) and the original ``(H, W)``.
+    While exporting to ONNX it always pads (by amounts computed in the graph, maybe zero).
     """
     H, W = x.shape[1:3]
     pad_h, pad_w = -H % multiple, -W % multiple
-    if pad_h or pad_w:
+    if torch.onnx.is_in_onnx_export() or pad_h or pad_w:
         x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
     return x, (H, W)
 
