@@ -23,8 +23,8 @@ that the authors' releases and MMEngine 0.10.7 checkpoints contain:
 A file that needs anything else is refused with :class:`UnsafeCheckpointError` naming the object.
 Full unpickling happens only when asked for (``--unsafe-load`` on the tools,
 ``STM_MM_UNSAFE_LOAD=1`` in the environment for library use), after the safe attempt failed, with a
-warning naming the file. ``.safetensors`` files hold only tensors and string metadata, so they are safe by
-construction; :func:`save_checkpoint` writes them with the ``meta`` dict as JSON.
+warning naming the file. ``.safetensors`` files hold only tensors and string metadata, so they are
+safe by construction; :func:`save_checkpoint` writes them with the ``meta`` dict as JSON.
 """
 import argparse
 import json
@@ -201,8 +201,9 @@ def _describe_failure(path, exc):
             f'({forbidden}); it was not loaded; {_fix_unsafe()}')
     return _format_error(path) or CorruptCheckpointError(
         f'checkpoint {path} cannot be read ({osp.getsize(path)} bytes): it is truncated or '
-        f'corrupt [{type(exc).__name__}: {first[:160]}]; fix: copy or download the file again (when '
-        'resuming: an earlier checkpoint; --resume without a path picks the newest complete one)')
+        f'corrupt [{type(exc).__name__}: {first[:160]}]; fix: copy or download the file again '
+        '(when resuming: an earlier checkpoint; --resume without a path picks the newest complete '
+        'one)')
 
 
 def _load_safetensors(path, map_location):
