@@ -21,10 +21,10 @@ that the authors' releases and MMEngine 0.10.7 checkpoints contain:
   module, a function's globals or ``__builtins__``.
 
 A file that needs anything else is refused with :class:`UnsafeCheckpointError` naming the object.
-Full unpickling happens only when asked for (``--unsafe-load`` on the tools, ``STM_MM_UNSAFE_LOAD=1``
-in the environment for library use), after the safe attempt failed, with a warning naming the
-file. ``.safetensors`` files hold only tensors and string metadata, so they are safe by
-construction; :func:`save_checkpoint` writes them with the ``meta`` dict as JSON.
+Full unpickling happens only when asked for (``--unsafe-load`` on the tools,
+``STM_MM_UNSAFE_LOAD=1`` in the environment for library use), after the safe attempt failed, with a
+warning naming the file. ``.safetensors`` files hold only tensors and string metadata, so they are
+safe by construction; :func:`save_checkpoint` writes them with the ``meta`` dict as JSON.
 """
 import argparse
 import json
@@ -152,8 +152,8 @@ def _format_error(path):
     size = osp.getsize(path)
     head = _head(path, 4)
     if size == 0:
-        return CorruptCheckpointError(f'checkpoint {path} is empty (0 bytes): an interrupted copy or '
-                                      'download; fix: copy or download the file again')
+        return CorruptCheckpointError(f'checkpoint {path} is empty (0 bytes): an interrupted '
+                                      'copy or download; fix: copy or download the file again')
     if head.startswith(b'PK'):  # a zip archive: torch's format
         try:
             with zipfile.ZipFile(path) as z:
@@ -162,8 +162,9 @@ def _format_error(path):
             return None  # damaged: torch.load tells truncated/corrupt
         if not any(n.endswith('/data.pkl') or n == 'data.pkl' for n in names):
             return NotACheckpointError(
-                f'checkpoint {path} is a zip archive but not a PyTorch checkpoint (no data.pkl among its '
-                f'{len(names)} entries); fix: pass a .pth written by torch.save or a .safetensors')
+                f'checkpoint {path} is a zip archive but not a PyTorch checkpoint (no data.pkl '
+                f'among its {len(names)} entries); fix: pass a .pth written by torch.save or a '
+                '.safetensors')
     elif not head.startswith(b'\x80'):  # neither a zip nor a (legacy-format) pickle
         return NotACheckpointError(
             f'{path} is not a checkpoint ({size} bytes starting with {head!r}; a PyTorch '
@@ -189,18 +190,20 @@ def _describe_failure(path, exc):
     detail = text.split('WeightsUnpickler error:')[-1].strip()  # past torch's boilerplate
     first = detail.splitlines()[0] if detail else type(exc).__name__
     if isinstance(exc, _ForbiddenGetattr):
-        return UnsafeCheckpointError(
-            f'checkpoint {path} contains Python objects that loading would execute ({exc.what}); it was '
-            f'not loaded; {_fix_unsafe()}')
-    forbidden = _forbidden_object(text) if isinstance(exc, pickle.UnpicklingError) else None
+        forbidden = exc.what
+    elif isinstance(exc, pickle.UnpicklingError):
+        forbidden = _forbidden_object(text)
+    else:
+        forbidden = None
     if forbidden is not None:
         return UnsafeCheckpointError(
-            f'checkpoint {path} contains Python objects that loading would execute ({forbidden}); it was '
-            f'not loaded; {_fix_unsafe()}')
+            f'checkpoint {path} contains Python objects that loading would execute '
+            f'({forbidden}); it was not loaded; {_fix_unsafe()}')
     return _format_error(path) or CorruptCheckpointError(
-        f'checkpoint {path} cannot be read ({osp.getsize(path)} bytes): it is truncated or corrupt '
-        f'[{type(exc).__name__}: {first[:160]}]; fix: copy or download the file again (when '
-        'resuming: an earlier checkpoint; --resume without a path picks the newest complete one)')
+        f'checkpoint {path} cannot be read ({osp.getsize(path)} bytes): it is truncated or '
+        f'corrupt [{type(exc).__name__}: {first[:160]}]; fix: copy or download the file again '
+        '(when resuming: an earlier checkpoint; --resume without a path picks the newest complete '
+        'one)')
 
 
 def _load_safetensors(path, map_location):
@@ -212,8 +215,9 @@ def _load_safetensors(path, map_location):
             metadata = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
         raise CorruptCheckpointError(
-            f'checkpoint {path} cannot be read as safetensors ({osp.getsize(path)} bytes): it is truncated '
-            f'or corrupt [{str(e)[:160]}]; fix: copy or download the file again') from None
+            f'checkpoint {path} cannot be read as safetensors ({osp.getsize(path)} bytes): it is '
+            f'truncated or corrupt [{str(e)[:160]}]; fix: copy or download the file again'
+        ) from None
     checkpoint = dict(state_dict=state_dict)
     if _META_KEY in metadata:
         checkpoint['meta'] = json.loads(metadata[_META_KEY])
