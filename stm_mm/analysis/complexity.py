@@ -72,7 +72,8 @@ def complexity(model, input_shape=(1, 3, 224, 224)):
     analyzer.set_op_handle('aten::scaled_dot_product_attention', _sdpa_macs,
                            'aten::mean', _mean_macs)
     analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    by_op = analyzer.by_operator()
+    with torch.no_grad():  # the inference graph: training paths may be opaque autograd functions
+        by_op = analyzer.by_operator()
     counts = Counter()
     for op, macs in by_op.items():
         counts[_CATEGORY.get(op, 'other')] += int(macs)
