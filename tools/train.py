@@ -29,7 +29,7 @@ def parse_args(argv=None):
     parser.add_argument('--load-from', help='initialise the whole model from this checkpoint')
     parser.add_argument('--amp', action='store_true', help='mixed precision training (GPU)')
     parser.add_argument('--compile', action='store_true',
-                        help='torch.compile the training step (MMEngine\'s compile=True)')
+                        help='torch.compile the backbone (compile=True in the config)')
     parser.add_argument('--no-validate', action='store_true', help='skip validation')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the actual total batch size')

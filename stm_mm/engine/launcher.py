@@ -21,7 +21,7 @@ def apply_cli_options(cfg, work_dir=None, resume=None, load_from=None, amp=False
     ``skip_invalid`` / ``skip_list`` / ``non_strict_load`` set ``reliability.skip_invalid`` /
     ``reliability.skip_list`` / ``reliability.strict_load=False`` (see
     :mod:`stm_mm.engine.runner`); a skip list implies ``skip_invalid``. ``compile`` sets
-    MMEngine's ``compile=True``: the Runner wraps the model's train step in ``torch.compile``.
+    ``compile=True``: the Runner compiles the backbone (``ReliableRunner._maybe_compile``).
     """
     if cfg_options:
         cfg.merge_from_dict(cfg_options)

@@ -296,6 +296,23 @@ class ReliableRunner(Runner):
         self._guard_images(('val', ))
         return super().val()
 
+    def _maybe_compile(self, target):
+        """``compile`` (``tools/train.py --compile``): ``torch.compile`` the backbone's forward.
+
+        MMEngine compiles the whole ``train_step``, optimizer step included, which dynamo of
+        torch 2.14 cannot trace (an internal error in its optimizer support with MMEngine's
+        ``OptimWrapper``); the backbone, where nearly all of the step's time goes, compiles to
+        one graph for every STM (``tests/test_models/test_compiled_training.py``).
+        """
+        options = self.cfg.get('compile')
+        if not options:
+            return
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        module = getattr(model, 'backbone', model)
+        module.forward = torch.compile(module.forward, **({} if options is True else options))
+        self.logger.info(f'compiled the {type(module).__name__} forward ({target} of MMEngine '
+                         'stays eager); the first iterations are slow')
+
     def test(self):
         self._preflight(('test', ))
         self._guard_images(('test', ))
