@@ -22,13 +22,18 @@ The authors' mmdet 2.x Mask R-CNN checkpoints (:func:`mmdet2_to_stm_mm`, CLI
     R-CNN did not change between mmdet 2.x and 3.x (mmdet 3.x serves its 2.x Mask R-CNN weights
     unchanged), so they are copied after a check that every key is one of them.
 
-Which weights of a classification checkpoint (:func:`classification_state_dict`):
+Which weights of a classification checkpoint (:func:`classification_state_dict`): the raw
+training weights by default, as the authors' detector (it loads ``checkpoint['model']``); the EMA
+on request (``--ema``, ``weights='ema'``). The choice is recorded as ``meta['weights']``.
     * MMEngine checkpoint written with ``EMAHook``: ``EMAHook.before_save_checkpoint`` swaps the
       averaged weights INTO ``state_dict`` and the raw training weights into ``ema_state_dict``
-      (keys ``module.<name>``). So ``state_dict`` already holds the EMA weights; the raw ones are
-      taken from ``ema_state_dict`` only when EMA is not wanted.
-    * The authors' checkpoint: ``model_ema`` (timm ``ModelEma``) when present and wanted, else
-      ``model``; their flat layout is converted with :func:`stm_mm.converters.official_to_stm_mm`.
+      (keys ``module.<name>``). So the raw weights come from ``ema_state_dict`` and the EMA from
+      ``state_dict``.
+    * The authors' checkpoint: ``model`` (raw) or ``model_ema`` (timm ``ModelEma``); their flat
+      layout is converted with :func:`stm_mm.converters.official_to_stm_mm`.
+
+Files are read with :func:`stm_mm.checkpoint_io.load_checkpoint` (never runs code from a file)
+and written as ``.pth`` or ``.safetensors`` (``out_format``).
 """
 import copy
 import re
@@ -37,6 +42,7 @@ from collections import OrderedDict
 import torch
 import torch.nn.functional as F
 
+from .checkpoint_io import load_checkpoint, save_checkpoint
 from .converters import _official_backbone_key, official_to_stm_mm, stm_mm_to_official
 
 BACKBONE = 'backbone.'
@@ -54,19 +60,11 @@ def _log(message, logger='current'):
 # Reading checkpoints
 
 
-def load_checkpoint_file(path):
-    """``torch.load`` on the CPU; safe unpickling first, full unpickling as a logged fallback.
-
-    MMEngine checkpoints load safely (``stm_mm`` allow-lists their types); the authors' training
-    checkpoints pickle an ``argparse.Namespace`` (``args``) and need the fallback.
-    """
-    import pickle
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as err:
-        _log(f'{path}: not loadable with weights_only=True ({str(err).splitlines()[0]}); '
-             'loading it with full unpickling -- only do this for files you trust.')
-        return torch.load(path, map_location='cpu', weights_only=False)
+def load_checkpoint_file(path, map_location='cpu'):
+    """Read a checkpoint without running code from it (:func:`stm_mm.checkpoint_io.load_checkpoint`:
+    allow-listed objects only, ``.safetensors`` too; full unpickling only with ``--unsafe-load``
+    / ``STM_MM_UNSAFE_LOAD=1``)."""
+    return load_checkpoint(path, map_location=map_location)
 
 
 def _strip_module(state_dict):
@@ -79,42 +77,79 @@ def is_official_layout(state_dict):
     return any(k.startswith('downsample_layers.') for k in state_dict)
 
 
-def classification_state_dict(checkpoint, use_ema=True):
-    """Pick the weights of a classification checkpoint; returns ``(state_dict, description)``.
+def _recorded_weights(meta):
+    """``'raw'``/``'ema'`` as recorded by stm_mm's converters in ``meta``, else None."""
+    meta = meta if isinstance(meta, dict) else {}
+    if meta.get('weights') in ('raw', 'ema'):
+        return meta['weights']
+    return {'model': 'raw', 'model_ema': 'ema'}.get(meta.get('source_weights'))
+
+
+def classification_state_dict(checkpoint, use_ema=False):
+    """Pick the raw (default, as the authors' detector) or EMA weights of a classification
+    checkpoint; returns ``(state_dict, description, weights)``.
 
     ``state_dict`` is in stm_mm's ``ImageClassifier`` layout (``backbone.*``, ``neck.*``,
     ``head.*``) whatever the source: MMEngine (with or without ``EMAHook``), the authors'
-    (``model``/``model_ema``, converted), or a bare state dict.
+    (``model``/``model_ema``, converted), stm_mm's converter outputs, or a bare state dict.
+    ``weights`` is ``'raw'``, ``'ema'`` or ``'unknown'`` (a bare state dict). Asking for EMA
+    weights a file does not have raises ``ValueError``.
     """
+    want = 'ema' if use_ema else 'raw'
     if not isinstance(checkpoint, dict):
-        raise TypeError(f'expected a checkpoint dict, got {type(checkpoint).__name__}')
+        raise ValueError(f'expected a checkpoint dict, got {type(checkpoint).__name__}')
     if isinstance(checkpoint.get('state_dict'), dict):
-        if isinstance(checkpoint.get('ema_state_dict'), dict):
+        ema_state = checkpoint.get('ema_state_dict')
+        if isinstance(ema_state, dict):
+            # EMAHook.before_save_checkpoint swapped them: EMA in `state_dict`, raw weights in
+            # `ema_state_dict` under `module.<name>` (next to the EMA's own `steps` counter)
+            from .engine.ema_hook import raw_weights_of
+            raw = raw_weights_of(checkpoint) or {}
+            if set(raw) != set(checkpoint['state_dict']):
+                raise ValueError('`ema_state_dict` does not hold `module.<key>` for every key of '
+                                 '`state_dict`: not a checkpoint written by MMEngine\'s EMAHook')
             if use_ema:
-                state_dict = checkpoint['state_dict']
-                source = ('MMEngine checkpoint with EMA: `state_dict` (EMAHook swaps the EMA '
-                          'weights into it before saving)')
+                state_dict, source = checkpoint['state_dict'], (
+                    'MMEngine checkpoint with EMA: EMA weights from `state_dict` (EMAHook swaps '
+                    'them in before saving)')
             else:
-                state_dict = {k[7:]: v for k, v in checkpoint['ema_state_dict'].items()
-                              if k.startswith('module.')}
-                source = ('MMEngine checkpoint with EMA, raw (non-EMA) weights: '
-                          '`ema_state_dict` (EMAHook stores the raw weights there)')
+                state_dict, source = raw, (
+                    'MMEngine checkpoint with EMA: raw weights from `ema_state_dict` (EMAHook '
+                    'swaps them there before saving, as `module.<key>`)')
+            weights = want
         else:
             state_dict = checkpoint['state_dict']
-            source = 'MMEngine checkpoint: `state_dict` (no EMA in the file)'
+            weights = _recorded_weights(checkpoint.get('meta')) or 'raw'
+            source = f'`state_dict` ({weights} weights; no EMA in the file)'
     elif isinstance(checkpoint.get('model'), dict) or isinstance(checkpoint.get('model_ema'),
                                                                  dict):
-        if use_ema and isinstance(checkpoint.get('model_ema'), dict):
-            state_dict, source = checkpoint['model_ema'], "authors' checkpoint: `model_ema`"
-        else:
-            state_dict, source = checkpoint['model'], "authors' checkpoint: `model`"
+        key = 'model_ema' if use_ema else 'model'
+        if not isinstance(checkpoint.get(key), dict):
+            raise ValueError(f"the authors' checkpoint has no `{key}` entry (it has "
+                             f'{sorted(checkpoint)}); fix: {"drop" if use_ema else "pass"} '
+                             '--ema / weights=\'ema\'')
+        state_dict, source, weights = checkpoint[key], f"authors' checkpoint: `{key}`", want
     else:
-        state_dict, source = checkpoint, 'bare state dict'
+        state_dict, source, weights = checkpoint, 'bare state dict', 'unknown'
+    if weights != want and (use_ema or weights == 'ema'):
+        fix = "drop --ema / use weights='raw'" if use_ema else "pass --ema / use weights='ema'"
+        raise ValueError(f'{want} weights were asked for, but the checkpoint holds {weights} '
+                         f'weights only ({source}); fix: {fix}')
     state_dict = _strip_module(state_dict)
     if is_official_layout(state_dict):
         state_dict = official_to_stm_mm(state_dict)
         source += " (authors' key layout, converted with stm_mm.converters.official_to_stm_mm)"
-    return OrderedDict(state_dict), source
+    return OrderedDict(state_dict), source, weights
+
+
+def require_backbone(state_dict, src, what='classification backbone'):
+    """Refuse a state dict without backbone weights (``backbone.stem.*`` and
+    ``backbone.stages.*``) instead of writing a near-empty file."""
+    if not (any(k.startswith('backbone.stem.') for k in state_dict)
+            and any(k.startswith('backbone.stages.') for k in state_dict)):
+        found = ', '.join(list(state_dict)[:5]) or 'no tensors'
+        raise ValueError(f'{src} holds no {what} weights (found: {found}); fix: pass a '
+                         'checkpoint of an stm_mm or authors\' model')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,44 +349,58 @@ def backbone_shapes(config, device='meta'):
     return OrderedDict((k, tuple(v.shape)) for k, v in backbone.state_dict().items())
 
 
-def transfer_cls_to_det(src, dst=None, config=None, use_ema=True, logger='current'):
-    """File-level classification -> detection transfer; returns the written checkpoint dict."""
-    checkpoint = load_checkpoint_file(src) if isinstance(src, str) else src
-    state_dict, source = classification_state_dict(checkpoint, use_ema=use_ema)
-    shapes = backbone_shapes(config) if config is not None else None
+def transfer_cls_to_det(src, dst=None, config=None, use_ema=False, out_format=None,
+                        logger='current', target_shapes=None):
+    """File-level classification -> detection transfer; returns ``(checkpoint, report)``.
+
+    Raw weights by default (``use_ema=True``: the EMA); ``meta['weights']`` records which. The
+    target backbone is ``config``'s or given as ``target_shapes`` (:func:`backbone_shapes`).
+    """
+    checkpoint = load_checkpoint(src) if isinstance(src, str) else src
+    name = src if isinstance(src, str) else '<dict>'
+    state_dict, source, weights = classification_state_dict(checkpoint, use_ema=use_ema)
+    shapes = backbone_shapes(config) if config is not None else target_shapes
     det_state_dict, report = cls_to_det(state_dict, shapes)
-    _log(f'cls2det: reading {src if isinstance(src, str) else "<dict>"}: {source}', logger)
+    require_backbone(det_state_dict, name)
+    _log(f'cls2det: reading {name}: {source}', logger)
     for line in report.summary_lines():
         _log(f'cls2det: {line}', logger)
     missing = [r[2] for r in report.keys('missing') if not r[2].startswith('backbone.out_norms.')]
     if missing:
-        raise KeyError(f'the classification checkpoint lacks {len(missing)} backbone keys of the '
-                       f'target: {_short_list(missing)}')
+        raise ValueError(f'the classification checkpoint {name} lacks {len(missing)} backbone '
+                         f'keys of the target: {_short_list(missing)}; fix: use the checkpoint '
+                         'of the same STM and scale as the config')
     meta = dict(source=src if isinstance(src, str) else None, source_weights=source,
-                converter='stm_mm.transfer.cls_to_det',
+                weights=weights, converter='stm_mm.transfer.cls_to_det',
                 note='backbone of a classification checkpoint for the detector; stage_norms '
                 'dropped, out_norms left to the detector (fresh LayerNorms)')
-    if isinstance(checkpoint, dict) and isinstance(checkpoint.get('meta'), dict):
+    if isinstance(checkpoint.get('meta'), dict):
         meta['source_meta'] = {k: v for k, v in checkpoint['meta'].items()
                                if isinstance(v, (str, int, float))}
     result = dict(state_dict=det_state_dict, meta=meta)
     if dst is not None:
-        torch.save(result, dst)
-        _log(f'cls2det: wrote {len(det_state_dict)} backbone tensors to {dst}', logger)
+        save_checkpoint(result, dst, out_format)
+        _log(f'cls2det: wrote {len(det_state_dict)} backbone tensors ({weights} weights) to '
+             f'{dst}', logger)
     return result, report
 
 
-def transfer_det_to_cls(src, dst=None, norms='output', head_from=None, logger='current'):
-    """File-level detection -> classification transfer; returns the written checkpoint dict."""
-    checkpoint = load_checkpoint_file(src) if isinstance(src, str) else src
+def transfer_det_to_cls(src, dst=None, norms='output', head_from=None, out_format=None,
+                        logger='current'):
+    """File-level detection -> classification transfer; returns ``(checkpoint, report)``."""
+    checkpoint = load_checkpoint(src) if isinstance(src, str) else src
+    name = src if isinstance(src, str) else '<dict>'
     state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state_dict, dict):
+        raise ValueError(f'{name} is not a detector checkpoint (a dict with `state_dict`)')
     state_dict = _strip_module(state_dict)
     if any(k.startswith('backbone.downsample_layers.') for k in state_dict):
         state_dict = mmdet2_to_stm_mm(state_dict)[0]
+    require_backbone(state_dict, name, 'detection backbone')
     head = None
     if head_from is not None:
         head = classification_state_dict(
-            load_checkpoint_file(head_from) if isinstance(head_from, str) else head_from)[0]
+            load_checkpoint(head_from) if isinstance(head_from, str) else head_from)[0]
     cls_state_dict, report = det_to_cls(state_dict, norms=norms, head_state_dict=head)
     for line in report.summary_lines():
         _log(f'det2cls: {line}', logger)
@@ -365,7 +414,7 @@ def transfer_det_to_cls(src, dst=None, norms='output', head_from=None, logger='c
                   meta=dict(source=src if isinstance(src, str) else None, norms=norms,
                             converter='stm_mm.transfer.det_to_cls'))
     if dst is not None:
-        torch.save(result, dst)
+        save_checkpoint(result, dst, out_format)
         _log(f'det2cls: wrote {len(cls_state_dict)} tensors to {dst}', logger)
     return result, report
 
@@ -428,16 +477,20 @@ def stm_mm_to_mmdet2(state_dict, stm):
     return out
 
 
-def convert_mmdet2_checkpoint(src, dst=None, logger='current'):
+def convert_mmdet2_checkpoint(src, dst=None, out_format=None, logger='current'):
     """File-level :func:`mmdet2_to_stm_mm`; keeps ``meta`` (``CLASSES`` -> ``dataset_meta``)."""
-    checkpoint = load_checkpoint_file(src) if isinstance(src, str) else src
-    state_dict = checkpoint.get('state_dict', checkpoint)
+    checkpoint = load_checkpoint(src) if isinstance(src, str) else src
+    name = src if isinstance(src, str) else '<dict>'
+    state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state_dict, dict):
+        raise ValueError(f'{name} is not an mmdet checkpoint (a dict with `state_dict`)')
     converted, report = mmdet2_to_stm_mm(state_dict)
+    require_backbone(converted, name, 'detection backbone')
     for line in report.summary_lines():
         _log(f'mmdet2_to_stm_mm: {line}', logger)
     meta = dict(converter='stm_mm.transfer.mmdet2_to_stm_mm',
                 source=src if isinstance(src, str) else None)
-    old_meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    old_meta = checkpoint.get('meta')
     if isinstance(old_meta, dict):
         classes = old_meta.get('CLASSES')
         if classes is not None:
@@ -447,7 +500,7 @@ def convert_mmdet2_checkpoint(src, dst=None, logger='current'):
                 meta[f'source_{key}'] = old_meta[key]
     result = dict(state_dict=converted, meta=meta)
     if dst is not None:
-        torch.save(result, dst)
+        save_checkpoint(result, dst, out_format)
         _log(f'mmdet2_to_stm_mm: wrote {len(converted)} tensors to {dst}', logger)
     return result, report
 
@@ -469,21 +522,30 @@ def stm_from_official_keys(keys):
 # The authors' classification checkpoints (file level; key maps in stm_mm.converters)
 
 
-def official_checkpoint_to_stm_mm(checkpoint, use_ema=False):
-    """Authors' ``{'model': ..., ['model_ema': ...]}`` -> ``{'state_dict': ..., 'meta': ...}``."""
+def official_checkpoint_to_stm_mm(checkpoint, use_ema=False, name='the checkpoint'):
+    """Authors' ``{'model': ..., ['model_ema': ...]}`` -> ``{'state_dict': ..., 'meta': ...}``.
+
+    ``model`` (raw weights) by default, ``model_ema`` with ``use_ema``; ``meta['weights']``
+    records which.
+    """
     key = 'model_ema' if use_ema else 'model'
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get(key), dict):
         found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise KeyError(f"expected the authors' checkpoint with a {key!r} entry, found {found}")
+        raise ValueError(f"{name} is not the authors' classification checkpoint: expected a "
+                         f'{key!r} entry, found {found}')
     state_dict = _strip_module(checkpoint[key])
-    meta = dict(converter='stm_mm.converters.official_to_stm_mm', source_weights=key)
+    meta = dict(converter='stm_mm.converters.official_to_stm_mm', source_weights=key,
+                weights='ema' if use_ema else 'raw')
     if 'epoch' in checkpoint and isinstance(checkpoint['epoch'], int):
         meta['source_epoch'] = checkpoint['epoch']
-    return dict(state_dict=official_to_stm_mm(state_dict), meta=meta)
+    converted = official_to_stm_mm(state_dict)
+    require_backbone(converted, name)
+    return dict(state_dict=converted, meta=meta)
 
 
 def stm_mm_checkpoint_to_official(checkpoint, stm=None):
-    """stm_mm classifier checkpoint -> the authors' ``{'model': ...}`` layout."""
+    """stm_mm classifier checkpoint (raw weights) -> the authors' ``{'model': ...}`` layout."""
     state_dict = classification_state_dict(checkpoint)[0]
+    require_backbone(state_dict, 'the checkpoint')
     stm = stm or stm_from_official_keys(state_dict)
     return dict(model=stm_mm_to_official(state_dict, stm)), stm

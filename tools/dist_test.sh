@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Multi-process evaluation through torch.distributed (one process per GPU; gloo on a CPU machine).
-#   tools/dist_train.sh CONFIG CHECKPOINT NUM_PROCS [test.py options]
+#   tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCS [test.py options]
 # Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT in the environment.
+# A failed job is reported once, as one line, with the failed rank's exit code (tools/dist_run.py).
 set -e
 CONFIG=$1
 CHECKPOINT=$2
@@ -14,7 +15,7 @@ DIR=$(cd "$(dirname "$0")" && pwd)
 PYTHON=${PYTHON:-python}
 [ -x "$DIR/../.venv/bin/python" ] && [ "$PYTHON" = python ] && PYTHON="$DIR/../.venv/bin/python"
 PYTHONPATH="$DIR/..:$PYTHONPATH" \
-exec "$PYTHON" -m torch.distributed.run \
+exec "$PYTHON" "$DIR/dist_run.py" \
     --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
     --nproc_per_node="$GPUS" --master_port="$PORT" \
     "$DIR/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"

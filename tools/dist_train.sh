@@ -2,6 +2,7 @@
 # Multi-process training through torch.distributed (one process per GPU; gloo on a CPU machine).
 #   tools/dist_train.sh CONFIG NUM_PROCS [train.py options]
 # Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT in the environment.
+# A failed job is reported once, as one line, with the failed rank's exit code (tools/dist_run.py).
 set -e
 CONFIG=$1
 GPUS=$2
@@ -13,7 +14,7 @@ DIR=$(cd "$(dirname "$0")" && pwd)
 PYTHON=${PYTHON:-python}
 [ -x "$DIR/../.venv/bin/python" ] && [ "$PYTHON" = python ] && PYTHON="$DIR/../.venv/bin/python"
 PYTHONPATH="$DIR/..:$PYTHONPATH" \
-exec "$PYTHON" -m torch.distributed.run \
+exec "$PYTHON" "$DIR/dist_run.py" \
     --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
     --nproc_per_node="$GPUS" --master_port="$PORT" \
     "$DIR/train.py" "$CONFIG" --launcher pytorch "${@:3}"

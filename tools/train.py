@@ -1,20 +1,22 @@
 """Train a classifier (mmpretrain) or a detector (mmdet) from a config.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--compile]
+        [--cfg-options k=v]
     tools/dist_train.sh CONFIG GPUS [...]        # torch.distributed; gloo on a CPU machine
 
 Errors (bad config, data, checkpoint, launch environment; NaN loss) are reported as one line
 `error: ...` with the fix, exit code 2 (3: training stopped); `--debug` shows the traceback.
+`--skip-invalid` skips bad annotations and undecodable images instead (logged, counted).
 See docs/reliability.md.
 """
 import argparse
-import sys
 
 from mmengine.config import Config, DictAction
 
 import stm_mm  # noqa: F401  (registers the models; allow-lists MMEngine checkpoints)
-from stm_mm.engine import (apply_cli_options, build_runner, exit_code_of, finish_distributed,
-                           format_error, init_distributed)
+from stm_mm.checkpoint_io import add_unsafe_load_option
+from stm_mm.engine import apply_cli_options, run_job
+from stm_mm.engine.cli import run_cli
 
 
 def parse_args(argv=None):
@@ -26,6 +28,8 @@ def parse_args(argv=None):
                         'when no path is given')
     parser.add_argument('--load-from', help='initialise the whole model from this checkpoint')
     parser.add_argument('--amp', action='store_true', help='mixed precision training (GPU)')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile the training step (MMEngine\'s compile=True)')
     parser.add_argument('--no-validate', action='store_true', help='skip validation')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the actual total batch size')
@@ -35,11 +39,16 @@ def parse_args(argv=None):
                         default='none', help='job launcher')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
     parser.add_argument('--skip-invalid', action='store_true',
-                        help='drop invalid annotations/images (counted and logged; a cleaned '
-                        'json is written to the work dir) instead of stopping')
+                        help='drop invalid annotations (a cleaned json is written to the work '
+                        'dir) and replace images that cannot be decoded by other samples '
+                        '(listed in work_dir/skipped_images.txt) instead of stopping')
+    parser.add_argument('--skip-list', metavar='FILE',
+                        help='with --skip-invalid: images to skip without reading them (the '
+                        'list written by tools/analysis_tools/check_images.py)')
     parser.add_argument('--non-strict-load', action='store_true',
                         help='allow --load-from / load_from checkpoints that do not fit the '
                         'model exactly (missing/unexpected keys are then only logged)')
+    add_unsafe_load_option(parser)  # full unpickling of trusted checkpoints only
     parser.add_argument('--debug', action='store_true',
                         help='show the full traceback of an error')
     return parser.parse_args(argv)
@@ -48,35 +57,19 @@ def parse_args(argv=None):
 def train(args):
     cfg = Config.fromfile(args.config)
     cfg = apply_cli_options(cfg, work_dir=args.work_dir, resume=args.resume,
-                            load_from=args.load_from, amp=args.amp,
+                            load_from=args.load_from, amp=args.amp, compile=args.compile,
                             auto_scale_lr=args.auto_scale_lr, no_validate=args.no_validate,
                             launcher=args.launcher, cfg_options=args.cfg_options,
-                            skip_invalid=args.skip_invalid, non_strict_load=args.non_strict_load)
-    init_distributed(cfg)
-    try:
-        build_runner(cfg).train()
-    except BaseException:
-        finish_distributed(barrier=False)  # other ranks may never reach a barrier
-        raise
-    finish_distributed()
+                            skip_invalid=args.skip_invalid, skip_list=args.skip_list,
+                            non_strict_load=args.non_strict_load)
+    run_job(cfg, 'train')
 
 
 def main(argv=None):
     """Errors end the process with one line `error: <reason>; fix: ...` on stderr and exit code
     2 (bad config, data, checkpoint or launch) or 3 (training stopped, e.g. a NaN loss);
-    --debug shows the traceback instead."""
-    args = parse_args(argv)
-    if args.debug:
-        return train(args)
-    try:
-        train(args)
-    except KeyboardInterrupt:
-        print('error: interrupted; continue with --resume', file=sys.stderr)
-        sys.exit(130)
-    except Exception as e:  # noqa: B902 - reported as one line; --debug for the traceback
-        print(f'error: {format_error(e)}', file=sys.stderr)
-        print('(run with --debug for the full traceback)', file=sys.stderr)
-        sys.exit(exit_code_of(e))
+    --debug shows the traceback instead (stm_mm.engine.cli)."""
+    run_cli(train, parse_args(argv))
 
 
 if __name__ == '__main__':

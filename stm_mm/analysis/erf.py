@@ -227,6 +227,7 @@ def load_model(config, checkpoint=None, device='cpu', all_stages=False, label=No
     from mmengine.config import Config
 
     import stm_mm  # noqa: F401  (registers the backbone)
+    from stm_mm.checkpoint_io import load_checkpoint
     from stm_mm.converters import extract_state_dict, load_state_dict_checked
 
     cfg = Config.fromfile(config)
@@ -249,7 +250,7 @@ def load_model(config, checkpoint=None, device='cpu', all_stages=False, label=No
         if hasattr(model, 'init_weights'):
             _quiet_init(model)
     if checkpoint not in (None, '', 'none', 'None'):
-        ckpt = torch.load(checkpoint, map_location='cpu')  # weights_only (stm_mm allow-list)
+        ckpt = load_checkpoint(checkpoint)  # weights only, never code from the file
         state = extract_state_dict(ckpt)
         if kind == 'backbone' and any(k.startswith('backbone.') for k in state):
             state = {k[9:]: v for k, v in state.items() if k.startswith('backbone.')}

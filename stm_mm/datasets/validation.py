@@ -378,15 +378,15 @@ def clean_coco(report):
     return cleaned
 
 
-def write_json_atomic(data, path):
-    """Write ``data`` as json to ``path`` via a temporary file and a rename."""
+def write_text_atomic(text, path):
+    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
     directory = osp.dirname(osp.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(path) + '.', suffix='.tmp',
                                dir=directory)
     try:
         with os.fdopen(fd, 'w') as f:
-            json.dump(data, f)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
@@ -397,6 +397,16 @@ def write_json_atomic(data, path):
         raise
 
 
+def write_json_atomic(data, path):
+    """Write ``data`` as json to ``path`` atomically (:func:`write_text_atomic`)."""
+    write_text_atomic(json.dumps(data), path)
+
+
+def missing_folder_message(folder):
+    return (f'image folder not found: {folder}; fix: set data_root / data_prefix to the folder '
+            'that holds the images (class sub-folders for classification)')
+
+
 def check_image_folder(folder, extensions=IMG_EXTENSIONS, with_label=True):
     """Raise :class:`DataValidationError` unless ``folder`` holds at least one image file.
 
@@ -404,9 +414,7 @@ def check_image_folder(folder, extensions=IMG_EXTENSIONS, with_label=True):
     Returns the number of images found.
     """
     if not osp.isdir(folder):
-        raise DataValidationError(
-            f'image folder not found: {folder}; fix: set data_root / data_prefix to the folder '
-            'that holds the images (class sub-folders for classification)')
+        raise DataValidationError(missing_folder_message(folder))
     exts = tuple(e.lower() for e in extensions)
     count, loose = 0, 0
     for root, _, files in os.walk(folder, followlinks=True):
@@ -476,6 +484,69 @@ def iter_datasets(dataset_cfg):
         yield dataset_cfg
 
 
+def missing_coco_message(split, path, data_root):
+    """One line for a COCO annotation file that is not there: where the files go, how to
+    point the config elsewhere."""
+    root = data_root or osp.dirname(osp.dirname(path)) or '.'
+    return (f'{split} dataset: COCO annotation file not found: {path}; fix: put COCO 2017 '
+            f'under {root} (annotations/instances_train2017.json, annotations/'
+            'instances_val2017.json, train2017/, val2017/; see docs/detection.md), or link a '
+            f'copy there (ln -s /path/to/coco {root.rstrip("/")}), or set data_root: '
+            '--cfg-options train_dataloader.dataset.data_root=/path/to/coco/ '
+            'val_dataloader.dataset.data_root=/path/to/coco/ '
+            'test_dataloader.dataset.data_root=/path/to/coco/ '
+            'val_evaluator.ann_file=/path/to/coco/annotations/instances_val2017.json '
+            'test_evaluator.ann_file=/path/to/coco/annotations/instances_val2017.json')
+
+
+def _locate(ds, split):
+    """``(kind, annotation file, image folder)`` of a leaf dataset config, kind 'coco',
+    'folder' (an image folder read by class sub-folders) or None (not checked); raises
+    :class:`DataValidationError` when the annotation file or the folder does not exist."""
+    dtype, root = ds.get('type', ''), ds.get('data_root')
+    ann_file = ds.get('ann_file') or ''
+    prefix = ds.get('data_prefix') or {}
+    if isinstance(ann_file, str) and '://' in ann_file or (
+            isinstance(root, str) and '://' in root):
+        return None, None, None  # remote storage: not checked
+    if _registered_subclass(dtype, COCO_TYPES) and ann_file:
+        path = _join(root, ann_file)
+        img_dir = None
+        if isinstance(prefix, dict):
+            img_dir = _join(root, prefix.get('img', prefix.get('img_path', '')) or '')
+        elif isinstance(prefix, str):
+            img_dir = _join(root, prefix)
+        if img_dir == '':
+            img_dir = root or ''
+        if not osp.isfile(path):
+            raise DataValidationError(missing_coco_message(split, path, root))
+        return 'coco', path, img_dir
+    if not _registered_subclass(dtype, FOLDER_TYPES):
+        return None, None, None
+    if ann_file:
+        path = _join(root, ann_file)
+        if not osp.isfile(path):
+            raise DataValidationError(
+                f'{split} dataset: annotation file not found: {path}; fix: set '
+                'ann_file (or leave it empty to read class sub-folders)')
+        return None, None, None
+    if isinstance(prefix, dict):
+        prefix = prefix.get('img_path', prefix.get('img', '')) or ''
+    folder = _join(root, prefix) if prefix else root
+    if not folder:
+        return None, None, None
+    if not osp.isdir(folder):
+        raise DataValidationError(f'{split} dataset: {missing_folder_message(folder)}')
+    return 'folder', None, folder
+
+
+def check_data_exists(dataset_cfg, split='train'):
+    """The quick part of :func:`validate_dataset_cfg`: the annotation files and image folders
+    of every leaf dataset exist (run before the model is built)."""
+    for ds in iter_datasets(dataset_cfg):
+        _locate(ds, split)
+
+
 def validate_dataset_cfg(dataset_cfg, split='train', skip_invalid=False, work_dir=None,
                          logger=None):
     """Check every leaf dataset of ``dataset_cfg`` (a dict, edited in place when cleaning).
@@ -490,22 +561,8 @@ def validate_dataset_cfg(dataset_cfg, split='train', skip_invalid=False, work_di
 
     replaced = {}
     for ds in iter_datasets(dataset_cfg):
-        dtype = ds.get('type', '')
-        root = ds.get('data_root')
-        ann_file = ds.get('ann_file') or ''
-        prefix = ds.get('data_prefix') or {}
-        if isinstance(ann_file, str) and '://' in ann_file or (
-                isinstance(root, str) and '://' in root):
-            continue  # remote storage: not checked
-        if _registered_subclass(dtype, COCO_TYPES) and ann_file:
-            path = _join(root, ann_file)
-            img_dir = None
-            if isinstance(prefix, dict):
-                img_dir = _join(root, prefix.get('img', prefix.get('img_path', '')) or '')
-            elif isinstance(prefix, str):
-                img_dir = _join(root, prefix)
-            if img_dir == '':
-                img_dir = root or ''
+        kind, path, img_dir = _locate(ds, split)
+        if kind == 'coco':
             classes = (ds.get('metainfo') or {}).get('classes')
             report = check_coco(path, img_dir=img_dir, classes=classes,
                                 need_masks=_pipeline_loads_masks(ds.get('pipeline')))
@@ -531,21 +588,9 @@ def validate_dataset_cfg(dataset_cfg, split='train', skip_invalid=False, work_di
                     f'in {osp.basename(out)[:-5]}_problems.txt); using the cleaned copy {out}')
                 ds['ann_file'] = out
                 replaced[osp.abspath(path)] = out
-        elif _registered_subclass(dtype, FOLDER_TYPES):
-            if ann_file:
-                path = _join(root, ann_file)
-                if not osp.isfile(path):
-                    raise DataValidationError(
-                        f'{split} dataset: annotation file not found: {path}; fix: set '
-                        'ann_file (or leave it empty to read class sub-folders)')
-                continue
-            if isinstance(prefix, dict):
-                prefix = prefix.get('img_path', prefix.get('img', '')) or ''
-            folder = _join(root, prefix) if prefix else root
-            if not folder:
-                continue
+        elif kind == 'folder':
             try:
-                check_image_folder(folder, ds.get('extensions', IMG_EXTENSIONS),
+                check_image_folder(img_dir, ds.get('extensions', IMG_EXTENSIONS),
                                    with_label=ds.get('with_label', True))
             except DataValidationError as e:
                 raise DataValidationError(f'{split} dataset: {e}') from None

@@ -226,10 +226,12 @@ class ReliableCheckpointHook(CheckpointHook):
             self.file_backend = _DeferredRemovalBackend(self.file_backend)
 
     def _flush_removals(self):
-        if isinstance(self.file_backend, _DeferredRemovalBackend) and is_main_process():
+        # (no file_backend before before_train: runner.val() alone evaluates without training)
+        backend = getattr(self, 'file_backend', None)
+        if isinstance(backend, _DeferredRemovalBackend) and is_main_process():
             keep = [self.last_ckpt, getattr(self, 'best_ckpt_path', None)]
             keep += list((getattr(self, 'best_ckpt_path_dict', None) or {}).values())
-            self.file_backend.flush(keep)
+            backend.flush(keep)
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         to_remove = []

@@ -14,12 +14,14 @@ import torch.distributed as dist
 
 def apply_cli_options(cfg, work_dir=None, resume=None, load_from=None, amp=False,
                       auto_scale_lr=False, no_validate=False, launcher='none', cfg_options=None,
-                      skip_invalid=False, non_strict_load=False):
+                      skip_invalid=False, skip_list=None, non_strict_load=False, compile=False):
     """Apply the usual mmpretrain/mmdet command-line flags to a loaded ``Config``.
 
     ``resume`` is ``None`` (no resume), ``'auto'`` (latest checkpoint in the work dir) or a path.
-    ``skip_invalid`` / ``non_strict_load`` set ``reliability.skip_invalid`` /
-    ``reliability.strict_load=False`` (see :mod:`stm_mm.engine.runner`).
+    ``skip_invalid`` / ``skip_list`` / ``non_strict_load`` set ``reliability.skip_invalid`` /
+    ``reliability.skip_list`` / ``reliability.strict_load=False`` (see
+    :mod:`stm_mm.engine.runner`); a skip list implies ``skip_invalid``. ``compile`` sets
+    MMEngine's ``compile=True``: the Runner wraps the model's train step in ``torch.compile``.
     """
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -47,6 +49,8 @@ def apply_cli_options(cfg, work_dir=None, resume=None, load_from=None, amp=False
         if wrapper != 'AmpOptimWrapper':
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if compile:
+        cfg.compile = True
     if auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise KeyError('--auto-scale-lr needs `auto_scale_lr = dict(base_batch_size=...)` '
@@ -54,9 +58,14 @@ def apply_cli_options(cfg, work_dir=None, resume=None, load_from=None, amp=False
         cfg.auto_scale_lr.enable = True
     if no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    if skip_invalid or non_strict_load:
+    if skip_invalid or skip_list or non_strict_load:
         reliability = dict(cfg.get('reliability') or {})
-        if skip_invalid:
+        if skip_list:
+            if not osp.isfile(skip_list):
+                raise FileNotFoundError(f'--skip-list {skip_list}: no such file; fix: write it '
+                                        'with tools/analysis_tools/check_images.py')
+            reliability['skip_list'] = osp.abspath(skip_list)
+        if skip_invalid or skip_list:
             reliability['skip_invalid'] = True
         if non_strict_load:
             reliability['strict_load'] = False
@@ -177,7 +186,50 @@ def build_runner(cfg):
     return ReliableRunner.from_cfg(cfg)
 
 
+def check_data_first(cfg, entry):
+    """Missing annotation files and image folders of the splits ``entry`` reads fail here,
+    before the model and the runner (and their logs) are built."""
+    from stm_mm.datasets.validation import check_data_exists
+
+    from .runner import reliability_options
+    if not reliability_options(cfg)['check_data']:
+        return
+    for split in (('train', 'val') if entry == 'train' else (entry, )):
+        loader = cfg.get(f'{split}_dataloader')
+        if split == 'val' and cfg.get('val_cfg') is None:  # --no-validate
+            continue
+        if isinstance(loader, dict) and isinstance(loader.get('dataset'), dict):
+            check_data_exists(loader['dataset'], split)
+
+
+def run_job(cfg, entry):
+    """``build_runner(cfg).<entry>()`` (``'train'``, ``'test'``) inside the process group that
+    ``cfg.launcher`` asks for, after :func:`check_data_first`; returns what it returns."""
+    check_data_first(cfg, entry)
+    init_distributed(cfg)
+    try:
+        result = getattr(build_runner(cfg), entry)()
+    except BaseException:
+        finish_distributed(barrier=False)  # other ranks may never reach a barrier
+        raise
+    finish_distributed()
+    return result
+
+
 _REGISTRY_PREFIX = re.compile(r'^(class `[^`]+` in [^:]+: )+')
+
+
+_WORKER_ERROR = re.compile(r'^Caught \w+ in DataLoader worker process \d+\.')
+_EXC_PREFIX = re.compile(r'^[\w.]+(Error|Exception)\w*: ')
+
+
+def worker_error_message(text):
+    """The original message of an error re-raised from a DataLoader worker (PyTorch replaces it
+    with "Caught X in DataLoader worker process N." and the worker's traceback)."""
+    if not _WORKER_ERROR.match(text) or 'Original Traceback' not in text:
+        return text
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    return _EXC_PREFIX.sub('', last, count=1)
 
 
 def format_error(exc):
@@ -185,6 +237,7 @@ def format_error(exc):
     path: ...") and KeyError quoting removed, exception type kept for unexpected errors."""
     from .runner import ReliabilityError
     text = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], str) else str(exc)
+    text = worker_error_message(text)
     for _ in range(5):  # nested wrappers quote the inner message once per level
         stripped = _REGISTRY_PREFIX.sub('', text).strip()
         if len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in '"\'':

@@ -23,11 +23,18 @@ Bad input, before training
     * datasets: COCO json / image-folder checks of :mod:`stm_mm.datasets.validation`, optionally
       dropping bad annotations (``reliability=dict(skip_invalid=True)``, ``--skip-invalid``);
     * input sizes: the model runs once on an empty batch of each pipeline's output size;
+Bad images, during the run
+    * ``LoadImageFromFile`` becomes :class:`~stm_mm.datasets.image_loading.
+      SafeLoadImageFromFile` (content sniffing, truncation check, one-line errors naming the
+      file); with ``skip_invalid`` undecodable samples are replaced
+      (:class:`~stm_mm.datasets.unreadable.SkipUnreadable`), listed and counted
+      (:class:`~stm_mm.engine.unreadable_images.UnreadableImagesHook`);
 * a NaN/Inf loss stops training (:class:`~stm_mm.engine.hooks.FiniteLossHook`).
 
 Options: ``reliability = dict(...)`` in the config, keys of :data:`DEFAULT_OPTIONS`.
 """
 import copy
+import os
 import os.path as osp
 import random
 import re
@@ -40,6 +47,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 
+from ..checkpoint_io import CheckpointReadError, check_checkpoint_format
 from ..converters import check_state_dict_fits
 from .hooks import (FiniteLossHook, NonFiniteLossError, ReliableCheckpointHook,
                     atomic_write, checkpoint_sort_key)
@@ -51,6 +59,8 @@ DEFAULT_OPTIONS = dict(
     check_input_size=True,   # probe the model with each pipeline's output size
     finite_loss=True,        # inject FiniteLossHook
     save_rng_state=True,     # store and restore RNG states for exact resumes
+    max_unreadable=0.01,     # skip_invalid: largest share of undecodable images per split
+    skip_list=None,          # skip_invalid: images to skip unread (check_images.py's list)
 )
 
 
@@ -86,27 +96,22 @@ def _first_line(text, limit=300):
     return text if len(text) <= limit else text[:limit] + '...'
 
 
-def describe_load_failure(filename, exc):
-    """One readable sentence for a checkpoint that ``torch.load`` rejected."""
+def check_checkpoint_file(filename):
+    """Raise :class:`CheckpointError` unless ``filename`` (a local path) is a file in a checkpoint
+    format (:func:`stm_mm.checkpoint_io.check_checkpoint_format`); URLs pass."""
+    if '://' in str(filename):
+        return
     try:
-        size = f'{osp.getsize(filename)} bytes'
-    except OSError:
-        size = 'size unknown'
-    msg = str(exc)
-    if 'Unsupported global' in msg:
-        m = re.search(r'Unsupported global: GLOBAL ([\w.]+)', msg)
-        what = f' ({m.group(1)})' if m else ''
-        return (f'checkpoint {filename} holds Python objects that are not allow-listed for '
-                f'safe loading{what}; fix: re-save only tensors (e.g. tools/model_converters) or '
-                'load a checkpoint written by MMEngine/stm_mm')
-    return (f'checkpoint {filename} cannot be read ({size}): it is truncated or corrupt '
-            f'[{type(exc).__name__}: {_first_line(msg, 160)}]; fix: resume from an earlier '
-            'checkpoint (--resume without a path picks the newest complete one) or download/'
-            'copy the file again')
+        check_checkpoint_format(filename)
+    except CheckpointReadError as e:
+        raise CheckpointError(str(e)) from None
 
 
 def read_checkpoint(filename, map_location='cpu'):
-    """``mmengine``'s ``_load_checkpoint`` with :class:`CheckpointError` for unreadable files."""
+    """``mmengine``'s ``_load_checkpoint`` with :class:`CheckpointError` for unreadable files.
+
+    Local files and URLs are read by :func:`stm_mm.checkpoint_io.load_checkpoint` (weights only;
+    its messages tell forbidden objects, truncated files and non-checkpoints apart)."""
     if '://' not in str(filename) and not osp.isfile(filename):
         raise CheckpointError(f'checkpoint file not found: {filename}; fix: check the path '
                               '(load_from / --resume / init_cfg checkpoint)')
@@ -114,8 +119,11 @@ def read_checkpoint(filename, map_location='cpu'):
         return _load_checkpoint(filename, map_location=map_location)
     except CheckpointError:
         raise
-    except Exception as e:  # truncated zip, unpickling errors, EOF, ...
-        raise CheckpointError(describe_load_failure(filename, e)) from e
+    except CheckpointReadError as e:
+        raise CheckpointError(str(e)) from None
+    except Exception as e:  # other MMEngine schemes (s3://, pavi://, ...)
+        raise CheckpointError(f'checkpoint {filename} cannot be read [{type(e).__name__}: '
+                              f'{_first_line(e, 160)}]; fix: check the path and the file') from e
 
 
 def state_dict_of(checkpoint, revise_keys=((r'^module.', ''), )):
@@ -174,6 +182,13 @@ class _RestoreRngAfter:
 
     def __getattr__(self, name):
         return getattr(self._iterator, name)
+
+
+def _is_load_image(type_):
+    """Whether a pipeline ``type`` is mmcv's ``LoadImageFromFile`` (under any scope)."""
+    if isinstance(type_, str):
+        return type_.split('.')[-1] == 'LoadImageFromFile'
+    return getattr(type_, '__name__', None) == 'LoadImageFromFile'
 
 
 def _is_local(path):
@@ -260,8 +275,9 @@ class ReliableRunner(Runner):
             hooks['checkpoint'] = ckpt
         super().register_default_hooks(hooks)
 
-    def register_custom_hooks(self, hooks):
-        super().register_custom_hooks(hooks)
+    def register_hooks(self, default_hooks=None, custom_hooks=None):
+        # MMEngine calls register_custom_hooks only for configs that have custom_hooks
+        super().register_hooks(default_hooks, custom_hooks)
         if self._reliability['finite_loss'] and not any(
                 isinstance(h, FiniteLossHook) for h in self._hooks):
             self.register_hook(FiniteLossHook())
@@ -269,6 +285,7 @@ class ReliableRunner(Runner):
     # ------------------------------------------------------------------ entry points
     def train(self):
         self._preflight(('train', 'val'))
+        self._guard_images(('train', 'val'))
         if self._reliability['check_input_size']:
             self._check_input_sizes(('train', 'val'))
         self._check_pretrained_inits()
@@ -276,10 +293,12 @@ class ReliableRunner(Runner):
 
     def val(self):
         self._preflight(('val', ))
+        self._guard_images(('val', ))
         return super().val()
 
     def test(self):
         self._preflight(('test', ))
+        self._guard_images(('test', ))
         return super().test()
 
     def build_val_loop(self, loop):
@@ -321,6 +340,34 @@ class ReliableRunner(Runner):
                 work_dir=self.work_dir, logger=self.logger)
             if replaced:
                 self._redirect_evaluator(split, replaced)
+
+    def _guard_images(self, splits):
+        """Decode images with :class:`SafeLoadImageFromFile` (one-line errors naming the file);
+        with ``skip_invalid``, wrap the datasets in :class:`SkipUnreadable` and gather what they
+        skip with :class:`UnreadableImagesHook`."""
+        from stm_mm.datasets.image_loading import SafeLoadImageFromFile
+        from stm_mm.datasets.unreadable import SkipUnreadable
+        from stm_mm.datasets.validation import iter_datasets
+
+        from .unreadable_images import UnreadableImagesHook, record_file
+        skip = self._reliability['skip_invalid']
+        for split in splits:
+            loader = getattr(self, f'_{split}_dataloader', None)
+            if not isinstance(loader, dict) or not isinstance(loader.get('dataset'), dict):
+                continue
+            for ds in iter_datasets(loader['dataset']):
+                ds['pipeline'] = [
+                    dict(t, type=SafeLoadImageFromFile) if isinstance(t, dict)
+                    and _is_load_image(t.get('type')) else t for t in ds.get('pipeline') or []]
+            if skip:
+                record = record_file(self.work_dir, split, self.rank)
+                if not self._resume and osp.isfile(record):
+                    os.remove(record)  # a resumed run keeps counting the skips of its start
+                loader['dataset'] = dict(type=SkipUnreadable, dataset=loader['dataset'],
+                                         record_file=record,
+                                         skip_list=self._reliability['skip_list'])
+        if skip and not any(isinstance(h, UnreadableImagesHook) for h in self._hooks):
+            self.register_hook(UnreadableImagesHook(self._reliability['max_unreadable']))
 
     def _redirect_evaluator(self, split, replaced):
         evaluator = getattr(self, f'_{split}_evaluator', None)

@@ -3,10 +3,11 @@ from .arch_zoo import ARCH_ZOO, DET_DROP_PATH, SCALES, STM_NAMES
 from .backbone import UnifiedBackbone
 from .block import (AbsolutePositionEmbedding, BottleneckBlock, ConvNeXtStyleBlock, Stage,
                     UnifiedBlock)
+from .classifier_init import PretrainedClassifier
 from .neck import ExtraTransformNeck
 
 __all__ = [
     'ARCH_ZOO', 'DET_DROP_PATH', 'SCALES', 'STM_NAMES', 'UnifiedBackbone', 'UnifiedBlock',
     'ConvNeXtStyleBlock', 'BottleneckBlock', 'Stage', 'AbsolutePositionEmbedding',
-    'ExtraTransformNeck'
+    'ExtraTransformNeck', 'PretrainedClassifier'
 ]

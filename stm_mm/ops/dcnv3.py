@@ -69,7 +69,8 @@ def dcnv3(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pa
     if reason is None:
         compute = dcnv3_func.kernel_dtype(input.device.type, dtype)
         input, offset, mask = (t.to(compute) for t in (input, offset, mask))
-        return dcnv3_func.DCNv3Function.apply(input, offset, mask, *args).to(dtype)
+        return dcnv3_func.dcnv3_compiled(input, offset, mask, *args[:-1],
+                                        float(offset_scale)).to(dtype)
     if choice == 'compiled':
         raise RuntimeError(f'dcnv3: impl=compiled was requested but {reason}; {BUILD_HINT}.')
     if reason not in _warned:

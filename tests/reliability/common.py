@@ -2,6 +2,7 @@
 config (micro-ish UnifiedBackbone, iteration-based loop) and ways to run tools/train.py."""
 import copy
 import glob
+import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -13,6 +14,31 @@ import torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TRAIN_PY = osp.join(ROOT, 'tools', 'train.py')
+TEST_PY = osp.join(ROOT, 'tools', 'test.py')
+
+
+def load_tool(path):
+    """A tools/*.py script as a module (its ``main(argv)`` runs in this process)."""
+    spec = importlib.util.spec_from_file_location(
+        'stm_mm_tool_' + osp.splitext(osp.basename(path))[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def expect_one_error(main, capsys, argv, code=2):
+    """Run ``main(argv)``; it must exit with ``code`` after exactly one ``error:`` line and no
+    traceback. Returns the message after ``error: ``."""
+    import pytest
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == code, err[-3000:]
+    lines = [ln for ln in err.splitlines() if ln.startswith('error: ')]
+    assert len(lines) == 1, err[-3000:]
+    assert 'Traceback' not in err
+    assert '(run with --debug for the full traceback)' in err
+    return lines[0][len('error: '):]
 
 
 def write_image_folder(root, classes=('a', 'b'), per_class=8, val_per_class=2, size=32, seed=0):

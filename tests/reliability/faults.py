@@ -1,5 +1,7 @@
 """Fault injection for the reliability tests (imported by configs through custom_imports).
 
+``DeleteFileHook(path)`` deletes a file when training starts.
+
 ``FaultHook(point=..., iter=N)``:
     'train_iter'  SIGKILL before training iteration N (1-based) runs
     'val'         SIGKILL inside the validation that follows iteration N
@@ -56,3 +58,14 @@ class FaultHook(Hook):
             _kill()
 
         torch.save = half_save
+
+
+@HOOKS.register_module(force=True)
+class DeleteFileHook(Hook):
+    """Delete ``path`` when training starts: after the dataset was validated and listed."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def before_train(self, runner):
+        os.remove(self.path)

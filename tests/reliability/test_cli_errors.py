@@ -1,21 +1,18 @@
 """Bad input is caught before training and reported by tools/train.py as one line
 `error: <reason>; fix: ...` (exit code 2), with --debug for the traceback."""
-import importlib.util
 import os.path as osp
 import shutil
 
 import pytest
 import torch
 
-from .common import TRAIN_PY, dump_cfg, run_train, tiny_cfg
+from .common import (TEST_PY, TRAIN_PY, dump_cfg, expect_one_error, load_tool, run_train,
+                     tiny_cfg)
 
 
 @pytest.fixture(scope='module')
 def cli():
-    spec = importlib.util.spec_from_file_location('stm_mm_train_cli', TRAIN_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(TRAIN_PY)
 
 
 @pytest.fixture
@@ -29,15 +26,7 @@ def config(image_folder, tmp_path):
 
 
 def run_cli(cli, capsys, argv, code=2):
-    with pytest.raises(SystemExit) as info:
-        cli.main(argv)
-    assert info.value.code == code
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.startswith('error: ')]
-    assert len(lines) == 1, err
-    assert 'Traceback' not in err
-    assert '(run with --debug for the full traceback)' in err
-    return lines[0][len('error: '):]
+    return expect_one_error(cli.main, capsys, argv, code)
 
 
 @pytest.mark.parametrize('option, expected', [
@@ -158,3 +147,47 @@ def test_cli_subprocess_error_is_one_line(image_folder, tmp_path):
     assert errors == ["error: Unknown spatial token mixer 'conv9'; valid names: dcnv3, dwconv, "
                       'halo, pvt, swin'], proc.stderr[-2000:]
     shutil.rmtree(str(tmp_path / 'work'), ignore_errors=True)
+
+
+@pytest.fixture(scope='module')
+def test_cli():
+    return load_tool(TEST_PY)
+
+
+def test_test_tool_missing_data_is_one_line(test_cli, capsys, reference_run, tmp_path):
+    """Issue 15: tools/test.py reported a missing data folder with a traceback."""
+    cfg = tiny_cfg(str(tmp_path / 'nowhere'), str(tmp_path / 'work'), val_interval=2)
+    cfg.merge_from_dict(dict(test_dataloader=cfg.val_dataloader, test_cfg=dict(),
+                             test_evaluator=cfg.val_evaluator))
+    path = dump_cfg(cfg, str(tmp_path / 't.py'))
+    message = expect_one_error(test_cli.main, capsys,
+                               [path, osp.join(reference_run, 'iter_2.pth')])
+    assert message.startswith(f'test dataset: image folder not found: {tmp_path}/nowhere/val; '
+                              'fix: set data_root'), message
+    assert not (tmp_path / 'work').exists()  # nothing was built
+
+
+@pytest.mark.parametrize('what', ['missing', 'config file', 'empty'])
+def test_test_tool_checks_the_checkpoint_first(test_cli, capsys, tmp_path, what):
+    """The checkpoint argument is checked before the config and the data (here: both bad)."""
+    ckpt = {'missing': tmp_path / 'nope.pth', 'config file': tmp_path / 'cfg.py',
+            'empty': tmp_path / 'empty.pth'}[what]
+    if what != 'missing':
+        ckpt.write_bytes(b"model = dict(type='X')\n" if what == 'config file' else b'')
+    message = expect_one_error(test_cli.main, capsys, [str(tmp_path / 'no_config.py'),
+                                                      str(ckpt)])
+    expected = {'missing': f'checkpoint file not found: {ckpt}; fix: check the path',
+                'config file': f"{ckpt} is not a checkpoint (23 bytes starting with b'mode'",
+                'empty': f'checkpoint {ckpt} is empty (0 bytes)'}[what]
+    assert message.startswith(expected), message
+
+
+def test_finite_loss_hook_without_custom_hooks(image_folder, tmp_path):
+    """MMEngine registers custom hooks only when the config has a custom_hooks entry."""
+    from mmengine.config import Config
+
+    from stm_mm.engine import FiniteLossHook, build_runner
+    cfg = tiny_cfg(image_folder, str(tmp_path / 'work'))
+    cfg = Config({k: v for k, v in cfg.items() if k != 'custom_hooks'})
+    runner = build_runner(cfg)
+    assert sum(isinstance(h, FiniteLossHook) for h in runner.hooks) == 1

@@ -124,15 +124,15 @@ def test_imagenet_recipe(stm):
     assert cfg.train_cfg.max_epochs == 300
     assert cfg.model.backbone.drop_path_rate == \
         {'halo': 0.2, 'pvt': 0.1, 'swin': 0.2, 'dwconv': 0.1, 'dcnv3': 0.1}[stm]
-    ema = [h for h in cfg.custom_hooks if h.type == 'EMAHook']
+    ema = [h for h in cfg.custom_hooks if h.type == 'DualEvalEMAHook']  # raw + EMA evaluated
     assert len(ema) == 1 and ema[0].momentum == pytest.approx(1e-4)
     types = [t['type'] for t in cfg.train_pipeline]
     assert 'ColorJitter' not in types  # inactive under RandAugment in the authors' timm
     randaug = cfg.train_pipeline[types.index('RandAugment')]
     assert (randaug.policies, randaug.magnitude_level, randaug.magnitude_std) == \
         ('timm_increasing', 9, 0.5)
-    erasing = cfg.train_pipeline[types.index('RandomErasing')]
-    assert (erasing.erase_prob, erasing.mode) == (0.25, 'rand')
+    erasing = cfg.train_pipeline[types.index('TimmRandomErasing')]  # timm's rule
+    assert erasing.erase_prob == 0.25
 
     # the lr of every iteration: warm-up start -> base after 20 epochs -> cosine to the floor
     from mmengine.registry import PARAM_SCHEDULERS

@@ -110,6 +110,9 @@ def test_official_cli_ema_and_errors(tmp_path):
     run_tool(tool, str(src), str(tmp_path / 'ema.pth'), '--ema')
     ours = torch.load(tmp_path / 'ema.pth', map_location='cpu')['state_dict']
     assert torch.equal(ours['head.fc.weight'], ema['head.weight'])
+    assert torch.load(tmp_path / 'ema.pth')['meta']['weights'] == 'ema'
     torch.save({'state_dict': {}}, tmp_path / 'not_theirs.pth')
-    with pytest.raises(KeyError, match="'model'"):
+    with pytest.raises(SystemExit) as info:
         run_tool(tool, str(tmp_path / 'not_theirs.pth'), str(tmp_path / 'x.pth'))
+    assert info.value.code == 2
+    assert not (tmp_path / 'x.pth').exists()

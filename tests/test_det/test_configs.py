@@ -32,7 +32,7 @@ def test_det_config_builds(stm, scale):
     assert tuple(backbone.out_indices) == (0, 1, 2, 3)
     assert backbone.drop_path_rate == DET_DROP_PATH[scale]
     assert backbone.img_size == 224
-    assert backbone.init_cfg == dict(type='Pretrained', prefix='backbone.',
+    assert backbone.init_cfg == dict(type='PretrainedClassifier', weights='raw',
                                      checkpoint=f'checkpoints/u_{stm}_{scale}_in1k.pth')
     assert backbone.get('stm_cfg', {}).get('shift_single_window', False) == (stm == 'swin')
     assert backbone.get('pos_embed_in_residual', True) == (stm != 'pvt')

@@ -65,7 +65,8 @@ def read_metrics(path):
 def test_train_evaluate_and_dump(workspace):
     work = str(workspace['root'] / 'work')
     proc = run([PYTHON, 'tools/train.py', CONFIG, '--work-dir', work] + options(workspace, 4))
-    assert 'load backbone. in model from' in proc.stdout + proc.stderr
+    assert (f'PretrainedClassifier: loaded 257 backbone tensors (raw weights) from '
+            f'{workspace["backbone"]}') in proc.stdout + proc.stderr
     [scalars] = glob.glob(osp.join(work, '*', 'vis_data', 'scalars.json'))
     val = [r for r in read_metrics(scalars) if 'coco/bbox_mAP' in r]
     assert val and set(COCO_KEYS) <= set(val[-1])

@@ -103,24 +103,100 @@ def test_pretrained_prefix_directly_from_cls_checkpoint(cls_checkpoints):
     assert 'missing keys in source state_dict: out_norms.0.weight' in text
 
 
-def test_ema_choice():
-    raw = {'backbone.stem.0.weight': torch.zeros(2)}
-    ema = {'backbone.stem.0.weight': torch.ones(2)}
-    # MMEngine's EMAHook swaps: `state_dict` holds EMA, `ema_state_dict` the raw weights
-    ckpt = {'state_dict': ema, 'ema_state_dict': {'module.backbone.stem.0.weight': raw[
-        'backbone.stem.0.weight'], 'steps': torch.tensor(10)}}
-    state, source = classification_state_dict(ckpt)
-    assert torch.equal(state['backbone.stem.0.weight'], torch.ones(2)) and 'EMA' in source
-    state, _ = classification_state_dict(ckpt, use_ema=False)
-    assert set(state) == {'backbone.stem.0.weight'}
-    assert torch.equal(state['backbone.stem.0.weight'], torch.zeros(2))
-    # the authors' training checkpoints: `model_ema` next to `model`
+def ema_hook_checkpoint(model, momentum=0.5):
+    """A checkpoint as written with the ImageNet configs' EMA hook (``DualEvalEMAHook``, saving
+    as MMEngine's ``EMAHook``): two training steps change the weights, the EMA follows them,
+    ``before_save_checkpoint`` swaps. Returns ``(checkpoint, raw state, EMA state)``."""
+    from types import SimpleNamespace
+
+    from mmpretrain.registry import HOOKS
+    hook = HOOKS.build(dict(type='DualEvalEMAHook', momentum=momentum, update_buffers=True))
+    runner = SimpleNamespace(model=model, iter=0, epoch=0)
+    hook.before_run(runner)
+    for step in range(2):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        runner.iter = step
+        hook.after_train_iter(runner, step)
+    raw = copy.deepcopy(model.state_dict())
+    ema = copy.deepcopy(hook.ema_model.module.state_dict())
+    checkpoint = dict(state_dict=copy.deepcopy(model.state_dict()), meta=dict(epoch=1))
+    hook.before_save_checkpoint(runner, checkpoint)
+    return checkpoint, raw, ema
+
+
+def assert_same(state, reference):
+    assert set(state) == set(reference)
+    assert all(torch.equal(state[k], reference[k]) for k in reference)
+
+
+def test_ema_hook_swap_raw_by_default():
+    """MMEngine's EMAHook saves the EMA in `state_dict` and the raw weights in `ema_state_dict`
+    under `module.<key>`: the default (raw, as the authors' detector) comes from the latter."""
+    checkpoint, raw, ema = ema_hook_checkpoint(build_classifier('dwconv'))
+    assert not torch.equal(raw['head.fc.weight'], ema['head.fc.weight'])
+    assert_same(checkpoint['state_dict'], ema)  # the swap this test is about
+    state, source, weights = classification_state_dict(checkpoint)
+    assert weights == 'raw' and '`ema_state_dict`' in source
+    assert_same(state, raw)
+    state, source, weights = classification_state_dict(checkpoint, use_ema=True)
+    assert weights == 'ema'
+    assert_same(state, ema)
+
+
+def test_authors_checkpoint_raw_by_default():
     theirs = {'model': {'downsample_layers.0.stem.0.weight': torch.zeros(2)},
               'model_ema': {'module.downsample_layers.0.stem.0.weight': torch.ones(2)}}
-    state, source = classification_state_dict(theirs)
-    assert torch.equal(state['backbone.stem.0.weight'], torch.ones(2)) and 'model_ema' in source
-    state, _ = classification_state_dict(theirs, use_ema=False)
+    state, source, weights = classification_state_dict(theirs)
+    assert weights == 'raw' and '`model`' in source
     assert torch.equal(state['backbone.stem.0.weight'], torch.zeros(2))
+    state, _, weights = classification_state_dict(theirs, use_ema=True)
+    assert weights == 'ema' and torch.equal(state['backbone.stem.0.weight'], torch.ones(2))
+    with pytest.raises(ValueError, match='no `model_ema` entry'):
+        classification_state_dict({'model': theirs['model']}, use_ema=True)
+    with pytest.raises(ValueError, match='ema weights were asked for, but the checkpoint holds '
+                       'raw weights only'):
+        classification_state_dict({'state_dict': {}}, use_ema=True)
+
+
+@pytest.fixture(scope='module')
+def swin_ema_checkpoint(tmp_path_factory):
+    checkpoint, raw, ema = ema_hook_checkpoint(build_classifier('swin'))
+    path = str(tmp_path_factory.mktemp('ema') / 'cls.pth')
+    torch.save(checkpoint, path)
+    return path, dict(raw=raw, ema=ema)
+
+
+@pytest.mark.parametrize('weights', ['raw', 'ema'])
+def test_pretrained_classifier_init(weights, swin_ema_checkpoint):
+    """The configs' init_cfg: the chosen weights of an EMA checkpoint end up in the detector's
+    backbone exactly (nothing re-initialises them afterwards); stage norms dropped, out_norms
+    fresh."""
+    src, states = swin_ema_checkpoint
+    detector = build_detector(digits_config('swin'), init_cfg=dict(
+        type='PretrainedClassifier', checkpoint=src, weights=weights))
+    detector.init_weights()
+    assert_backbone_from_cls(detector, states[weights])
+
+
+def test_cls2det_ema_to_safetensors(swin_ema_checkpoint, tmp_path):
+    """cls2det --ema records the choice; PretrainedClassifier reads the .safetensors output and
+    refuses to take it for raw weights."""
+    from stm_mm.checkpoint_io import load_checkpoint
+    from stm_mm.models import PretrainedClassifier
+    src, states = swin_ema_checkpoint
+    cfg = digits_config('swin')
+    dst = str(tmp_path / 'det.safetensors')
+    runpy.run_path(osp.join(ROOT, 'tools/model_converters/cls2det.py'))['main'](
+        [src, dst, '--config', cfg.filename, '--ema'])
+    assert load_checkpoint(dst)['meta']['weights'] == 'ema'
+    detector = build_detector(cfg)
+    PretrainedClassifier(dst, weights='ema')(detector.backbone)
+    assert_backbone_from_cls(detector, states['ema'])
+    with pytest.raises(ValueError, match='raw weights were asked for, but the checkpoint holds '
+                       'ema weights only'):
+        PretrainedClassifier(dst)(detector.backbone)
 
 
 def test_resizing_position_tables():
@@ -195,7 +271,9 @@ def test_cls2det_cli_with_authors_checkpoint(tmp_path):
                 osp.join(ROOT, 'configs/det/u_pvt_micro_maskrcnn.py')]
     try:
         runpy.run_path(tool, run_name='__main__')
-        det = torch.load(dst, map_location='cpu')['state_dict']
+        det = torch.load(dst, map_location='cpu')
+        assert det['meta']['weights'] == 'raw'
+        det = det['state_dict']
         for key, value in det.items():
             assert torch.equal(value, ours[key]), key
         # and back

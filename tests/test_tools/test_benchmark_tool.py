@@ -74,3 +74,25 @@ def test_keep_freed_cpu_memory_on_glibc():
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert int(result.stdout.split()[-1]) < 1000
+
+
+def test_benchmark_tool_train_profile(tmp_path):
+    """--train --profile: the record says mode train and holds both passes' top ops and
+    category shares, which add up to the pass's self time."""
+    out = tmp_path / 'bench.json'
+    cmd = [sys.executable, 'tools/analysis_tools/benchmark.py',
+           'configs/_base_/models/u_halo_micro.py', '--batch-size', '2', '--input-size', '32',
+           '32', '--train', '--profile', '--warmup', '0', '--iters', '1', '--device', 'cpu',
+           '--json', str(out)]
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (record, ) = json.loads(out.read_text())
+    assert record['mode'] == 'train' and record['compile'] is False
+    for phase in ('forward', 'backward'):
+        summary = record['profile'][phase]
+        shares = {c: v['share'] for c, v in summary['categories'].items()}
+        assert abs(sum(shares.values()) - 1) < 1e-6
+        for category in ('attention', 'position bias and masks', 'MLP matmuls', 'norms'):
+            assert shares[category] > 0, (phase, category)
+        assert summary['top_ops'][0]['self_ms'] >= summary['top_ops'][-1]['self_ms']

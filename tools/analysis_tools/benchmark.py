@@ -5,6 +5,7 @@
     python tools/analysis_tools/benchmark.py CONFIG --sizes 224 448      # scaling with pixels
     python tools/analysis_tools/benchmark.py CONFIG --train --amp bf16 --batch-size 128 \
         --utilisation --mlp                                # model FLOP utilisation on a GPU
+    python tools/analysis_tools/benchmark.py CONFIG --train --profile  # where the time goes (CPU)
 
 With ``--reference`` the same model and weights also run the unfused reference attention in
 the same process; the table prints the speed ratio and the largest output difference.
@@ -19,6 +20,8 @@ import stm_mm
 from stm_mm.analysis.benchmark import (dense_half_peak_tflops, keep_freed_cpu_memory,
                                        max_output_difference, model_flops_per_image,
                                        time_stage_mlps, time_variants)
+from stm_mm.analysis.profiling import format_summary, profile_step
+from stm_mm.models.utils import use_reference_attention
 
 
 def build(config, cfg_options=None):
@@ -68,6 +71,16 @@ def print_utilisation(record, model, size, args, peak):
                   f'{r["ms"]:.2f} ms, {r["tflops"]:.3g} TFLOP/s{share}')
 
 
+def print_profile(record, model, size, impl, args):
+    """Profile one step of ``model`` (eager; the reference attention for ``impl='reference'``)
+    and store the summary in ``record['profile']``."""
+    if args.device != 'cpu':
+        raise SystemExit('error: --profile measures CPU self times; fix: add --device cpu')
+    with use_reference_attention(impl == 'reference'):
+        record['profile'] = profile_step(model, args.batch_size, size, args.train)
+    print('\n'.join(format_summary(record['profile'])))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -91,6 +104,9 @@ def main():
     parser.add_argument('--system-malloc', action='store_true',
                         help='leave glibc malloc as configured (by default large CPU buffers '
                         'are kept instead of unmapped after every pass, see docs/speed.md)')
+    parser.add_argument('--profile', action='store_true',
+                        help='also profile one step per implementation (CPU, torch.profiler): '
+                        'top ops by self time and time per category, forward and backward')
     parser.add_argument('--json', help='write the records to this file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config keys, e.g. model.backbone.with_cp=True')
@@ -139,9 +155,13 @@ def main():
                 records.append(dict(config=config, impl=impl, batch_size=args.batch_size,
                                     input_size=list(size), images_per_s=r['images_per_s'],
                                     peak_mem_mb=r['peak_mem_mb'], latency_ms=r['latency_ms'],
-                                    train=args.train, amp=args.amp, device=args.device))
+                                    train=args.train, mode='train' if args.train else
+                                    'inference', compile=args.compile, amp=args.amp,
+                                    device=args.device))
                 if args.utilisation and impl == 'fast':
                     print_utilisation(records[-1], model, size, args, peak)
+                if args.profile:
+                    print_profile(records[-1], model, size, impl, args)
     print('ratio: fast over reference speed (with --reference), or time relative to the first '
           'size (with --sizes)')
     if args.json:

@@ -11,6 +11,7 @@ import argparse
 import os
 
 from stm_mm.analysis.erf import parse_model_spec, run_erf
+from stm_mm.checkpoint_io import add_unsafe_load_option
 
 
 def parse_args(argv=None):
@@ -37,6 +38,7 @@ def parse_args(argv=None):
     parser.add_argument('--no-progress', action='store_true')
     parser.add_argument('--threads', type=int, default=None,
                           help='CPU threads of torch (1 is much faster on a busy machine)')
+    add_unsafe_load_option(parser)
     return parser.parse_args(argv)
 
 

@@ -31,6 +31,7 @@ def _floats(text):
 
 
 def parse_args(argv=None):
+    from stm_mm.checkpoint_io import add_unsafe_load_option
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest='mode', required=True)
@@ -48,6 +49,7 @@ def parse_args(argv=None):
         p.add_argument('--no-progress', action='store_true')
         p.add_argument('--threads', type=int, default=None,
                          help='CPU threads of torch (1 is much faster on a busy machine)')
+        add_unsafe_load_option(p)
 
     c = sub.add_parser('cls', help='translation and rotation (classification)')
     common(c, 'work_dirs/invariance')

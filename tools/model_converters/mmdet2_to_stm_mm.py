@@ -2,37 +2,39 @@
 
     python tools/model_converters/mmdet2_to_stm_mm.py \
         mask_rcnn_unified_halonet_tiny_1x.pth checkpoints/u_halo_tiny_maskrcnn_coco.pth \
-        [--config configs/det/u_halo_tiny_maskrcnn.py]
+        [--config configs/det/u_halo_tiny_maskrcnn.py] [--out-format safetensors]
 
 Backbone keys (the authors' names incl. ``out_norm_i``) are mapped with stm_mm.converters;
 FPN/RPN/RoI-head keys are the same in mmdet 2.x and 3.x and are copied. With ``--config`` the
 result is checked to load strictly into that config's detector. Evaluate with
-``tools/test.py CONFIG OUT.pth``.
+``tools/test.py CONFIG OUT.pth``. The input is read without running code from it
+(``--unsafe-load`` for files that need full unpickling). Errors are one line ``error: ...``.
 """
 import argparse
 
 import torch
 
+from stm_mm.checkpoint_io import add_converter_options
+from stm_mm.engine.cli import run_cli
 from stm_mm.transfer import convert_mmdet2_checkpoint
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('src', help="the authors' mmdet 2.x checkpoint")
     parser.add_argument('dst', help='output checkpoint')
     parser.add_argument('--config', help='detection config to check a strict load against')
-    return parser.parse_args()
+    add_converter_options(parser)
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
-    result, _ = convert_mmdet2_checkpoint(args.src, args.dst)
+def convert(args):
+    result, _ = convert_mmdet2_checkpoint(args.src, args.dst, out_format=args.out_format)
     if args.config:
         from mmdet.registry import MODELS
         from mmdet.utils import register_all_modules
         from mmengine.config import Config
 
-        import stm_mm  # noqa: F401
         from stm_mm.converters import check_state_dict_fits
         register_all_modules(init_default_scope=False)
         cfg = Config.fromfile(args.config)
@@ -41,6 +43,11 @@ def main():
             model = MODELS.build(cfg.model)
         check_state_dict_fits(model, result['state_dict'])
         print(f'fits {args.config} exactly (strict)')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    run_cli(convert, args)
 
 
 if __name__ == '__main__':

@@ -31,12 +31,16 @@ train_pipeline = [
     # timm 0.6.7's create_transform only adds ColorJitter when no auto-augment policy is given,
     # so it was inactive under RandAugment in their runs.
     #
-    # timm RandomErasing(p=0.25, mode='pixel', max_count=1) runs on the normalised tensor and
-    # fills one box (area 2%-1/3, log-aspect 0.3-3.3) with N(0, 1) per pixel and channel; on the
-    # uint8 BGR image that is N(mean, std) per channel (clipped to 0..255 here).
-    dict(type='RandomErasing', erase_prob=0.25, mode='rand', min_area_ratio=0.02,
+    # timm RandomErasing(probability=0.25, mode='pixel', count=1), as the authors ran it:
+    # up to 10 boxes of area 2%-1/3 and log-uniform height/width 0.3-3.33 are drawn, the first
+    # that fits strictly inside the image (h < H, w < W) is used, none if no try fits; it is
+    # filled per pixel and channel with N(0, 1) in normalised space, unclipped. Here: filled
+    # with mean + std * N(0, 1) as float32 on the BGR image, which the preprocessor's
+    # normalisation turns into exactly that (mmpretrain's RandomErasing instead clamps
+    # oversized boxes to stripes and clips the noise to uint8 0..255).
+    dict(type='TimmRandomErasing', erase_prob=0.25, min_area_ratio=0.02,
          max_area_ratio=1. / 3., aspect_range=(0.3, 1. / 0.3),
-         fill_color=[103.53, 116.28, 123.675], fill_std=[57.375, 57.12, 58.395]),
+         mean=[103.53, 116.28, 123.675], std=[57.375, 57.12, 58.395]),
     dict(type='PackInputs'),
 ]
 

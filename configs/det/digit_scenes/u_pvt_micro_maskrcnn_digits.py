@@ -1,6 +1,6 @@
 # Mask R-CNN (slim heads) with a micro U-pvt backbone on digit scenes (make demo-det STM=pvt).
 # Backbone from the classification digits demo (make demo-cls STM=pvt); tools/demo/
-# det_digit_scenes.sh passes the cls2det output instead. Both load with prefix='backbone.'.
+# det_digit_scenes.sh passes the cls2det output instead. Both hold raw weights (no EMA here).
 _base_ = ['../../_base_/det/digit_scenes_maskrcnn.py']
 
 model = dict(
@@ -10,6 +10,6 @@ model = dict(
         pos_embed_in_residual=False,  # position table into block 0's mixer input only
         drop_path_rate=0.1,
         init_cfg=dict(
-            type='Pretrained', checkpoint='work_dirs/demo/cls_pvt_micro.pth',
-            prefix='backbone.')),
+            type='PretrainedClassifier', checkpoint='work_dirs/demo/cls_pvt_micro.pth',
+            weights='raw')),
     neck=dict(in_channels=[32, 64, 160, 256]))

@@ -5,6 +5,7 @@ import torch.nn as nn
 from ...registry import TOKEN_MIXERS
 from ..utils import attention, pad_to_multiple
 from ..utils.attention import masked_fill_value, reference_enabled
+from ..utils.explicit_attention import axis_bias_attention
 from ..utils.windows import halo_border_logits, halo_key_padding_mask
 from .base import TokenMixer
 
@@ -103,13 +104,14 @@ class HaloAttention(TokenMixer):
         kv = kv.reshape(B, -1, n, w * w, self.dim_qk + self.dim_v)
         return kv.split([self.dim_qk, self.dim_v], dim=-1)
 
-    def relative_logits(self, q, Hp, Wp):
-        """Query-related position logits with the border keys masked, one additive bias.
+    def relative_terms(self, q, Hp, Wp):
+        """Query-related position logits with the border keys masked, per axis.
 
-        ``q (B, nBlocks, n, b*b, d)`` -> ``(B, nBlocks, n, b*b, w*w)``. One matmul scores every
-        query against all ``2 * (2w - 1)`` table rows; a gather keeps the ``w`` height terms
-        (one per key row) and ``w`` width terms (one per key column) each query uses; the
-        border mask is added to those, and one broadcast add writes the full bias.
+        ``q (B, nBlocks, n, b*b, d)`` -> ``(B, nBlocks, n, b*b, 2w)``: entry ``ky`` is the
+        height term of key row ``ky``, entry ``w + kx`` the width term of key column ``kx``; the
+        logit of key ``(ky, kx)`` is their sum. One matmul scores every query against all
+        ``2 * (2w - 1)`` table rows, a gather keeps the ``2w`` each query uses, and the border
+        mask is added to those.
         """
         b, w = self.block_size, self.window_size
         B, nH, nW = q.shape[0], Hp // b, Wp // b
@@ -120,8 +122,15 @@ class HaloAttention(TokenMixer):
         border = halo_border_logits(Hp, Wp, b, self.pad_before, self.pad_after, q.device,
                                     terms.dtype)
         terms = terms + border.view(nH, nW, 1, 1, 1, 2 * w)
-        logits = terms[..., :w, None] + terms[..., None, w:]  # (..., qy, qx, ky, kx)
-        return logits.view(B, nH * nW, self.num_heads, b * b, w * w)
+        return terms.view(B, nH * nW, self.num_heads, b * b, 2 * w)
+
+    def relative_logits(self, q, Hp, Wp):
+        """The full additive bias ``(B, nBlocks, n, b*b, w*w)`` of :meth:`relative_terms`,
+        written by one broadcast add."""
+        w = self.window_size
+        terms = self.relative_terms(q, Hp, Wp)
+        logits = terms[..., :w, None] + terms[..., None, w:]  # (..., ky, kx)
+        return logits.flatten(-2)
 
     def relative_logits_reference(self, q, Hp, Wp):
         """:meth:`relative_logits` written out: per-row table lookups, the full sum, a mask."""
@@ -142,10 +151,12 @@ class HaloAttention(TokenMixer):
         q = self._blocks(self.q(x))
         k, v = self._windows(self.kv(x))
         if reference_enabled():
-            bias = self.relative_logits_reference(q, Hp, Wp)
+            out = attention(q, k, v, self.relative_logits_reference(q, Hp, Wp), self.scale)
+        elif torch.is_grad_enabled():  # training: no (..., b*b, w*w) bias gradient
+            out = axis_bias_attention(q, k, v, self.relative_terms(q, Hp, Wp), self.scale)
         else:
-            bias = self.relative_logits(q, Hp, Wp)
-        out = attention(q, k, v, bias, self.scale)  # (B, nBlocks, n, b*b, dv)
+            out = attention(q, k, v, self.relative_logits(q, Hp, Wp), self.scale)
+        # out: (B, nBlocks, n, b*b, dv)
         out = out.view(B, Hp // b, Wp // b, self.num_heads, b, b, self.dim_v)
         out = out.permute(0, 1, 4, 2, 5, 3, 6).reshape(B, Hp, Wp, -1)
         return self.proj(out[:, :H, :W])

@@ -1,0 +1,25 @@
+"""MMEngine's ``compile`` option (``tools/train.py --compile``) through the real Runner."""
+import pytest
+import torch
+from torch.testing import assert_close
+
+from stm_mm.engine import build_runner
+
+from .test_train_resume import _cfg
+
+
+@pytest.mark.slow
+def test_runner_compile_option_trains_like_eager(one_digit_per_class, tmp_path):
+    """``compile`` through MMEngine's Runner (what ``tools/train.py --compile`` sets; here with
+    the code-free ``aot_eager`` backend): two iterations give eager mode's losses."""
+    losses = []
+    for compile_cfg in (None, dict(backend='aot_eager')):
+        torch._dynamo.reset()
+        cfg = _cfg('dwconv', one_digit_per_class, str(tmp_path / str(compile_cfg)), 2)
+        cfg.randomness = dict(seed=0)
+        if compile_cfg:
+            cfg.compile = compile_cfg
+        runner = build_runner(cfg)
+        runner.train()
+        losses.append(runner.message_hub.get_scalar('train/loss').data[0])
+    assert_close(torch.tensor(losses[1]), torch.tensor(losses[0]), rtol=1e-4, atol=1e-5)
