@@ -161,7 +161,9 @@ def test_tool_exports_and_verifies(tmp_path, capsys):
 ])
 def test_tool_errors_are_one_line(argv, message, tmp_path, capsys):
     argv = [os.path.join(ROOT, argv[0]), '--out', str(tmp_path / 'm.onnx')] + argv[1:]
-    assert load_tool().main(argv) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        load_tool().main(argv)
+    assert exit_info.value.code == 2
     err = capsys.readouterr().err  # (library warnings may come first, outside pytest)
     errors = [line for line in err.splitlines() if line.startswith('error:')]
     assert len(errors) == 1 and errors[0].startswith(message), err
