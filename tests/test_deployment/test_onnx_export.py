@@ -5,6 +5,7 @@ PyTorch's normal (fast) paths at the traced size and, for dynamic graphs, at a s
 whose Python-level decisions differ (padding, Swin's shift, PVT's table resize).
 """
 import importlib.util
+import json
 import os
 
 import numpy as np
@@ -161,7 +162,27 @@ def test_tool_exports_and_verifies(tmp_path, capsys):
 ])
 def test_tool_errors_are_one_line(argv, message, tmp_path, capsys):
     argv = [os.path.join(ROOT, argv[0]), '--out', str(tmp_path / 'm.onnx')] + argv[1:]
-    assert load_tool().main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(message), err
+    with pytest.raises(SystemExit) as exit_info:
+        load_tool().main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err  # (library warnings may come first, outside pytest)
+    errors = [line for line in err.splitlines() if line.startswith('error:')]
+    assert len(errors) == 1 and errors[0].startswith(message), err
     assert 'Traceback' not in err and not (tmp_path / 'm.onnx').exists()
+
+
+def test_benchmark_tool_records(tmp_path, monkeypatch):
+    """benchmark_onnx.py end to end on one micro model (no timing check)."""
+    monkeypatch.setenv('OMP_WAIT_POLICY', 'PASSIVE')  # the tool sets it on import; restored after
+    path = os.path.join(ROOT, 'tools/deployment/benchmark_onnx.py')
+    spec = importlib.util.spec_from_file_location('benchmark_onnx', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = tmp_path / 'bench.json'
+    tool.main(['configs/cls/u_dwconv_micro_in1k.py', '--input-size', '32', '--warmup', '0',
+               '--iters', '2', '--json', str(out)])
+    [record] = json.loads(out.read_text())
+    assert record['config'] == 'configs/cls/u_dwconv_micro_in1k.py'
+    assert record['input_shape'] == [1, 3, 32, 32] and record['threads'] == 2
+    assert record['pytorch_ms'] > 0 and record['onnxruntime_ms'] > 0
+    assert record['max_abs_diff'] < ATOL

@@ -15,6 +15,7 @@ import argparse
 import sys
 
 from stm_mm.deployment.onnx_export import DEFAULT_OPSET, PARTS, check_opset, check_part
+from stm_mm.engine.cli import run_cli
 
 ATOL = 1e-4
 
@@ -94,16 +95,9 @@ def run(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    if args.debug:
-        return run(args)
-    try:
-        return run(args)
-    except Exception as e:  # noqa: B902 - reported as one line; --debug for the traceback
-        from stm_mm.engine import format_error
-        print(f'error: {format_error(e)}', file=sys.stderr)
-        print('(run with --debug for the full traceback)', file=sys.stderr)
-        return 2
+    """Errors end the process with one line `error: ...; fix: ...` and exit code 2
+    (stm_mm.engine.cli); a failed --verify returns 1."""
+    return run_cli(run, parse_args(argv))
 
 
 if __name__ == '__main__':
