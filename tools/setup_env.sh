@@ -40,7 +40,7 @@ if [ ! -x "$uv" ]; then
   if [ ! -x "$uv" ]; then
     rm -rf "$cache/uv-$uv_ver"
     "$PY" -m venv "$cache/uv-$uv_ver"
-    "$cache/uv-$uv_ver/bin/pip" install -q -r requirements/bootstrap.txt
+    "$cache/uv-$uv_ver/bin/pip" install -qq -r requirements/bootstrap.txt
   fi
   flock -u 9
 fi
@@ -72,16 +72,19 @@ if [ "$(cat .venv/.complete 2>/dev/null)" != "$key" ]; then
       tmp=$(mktemp -d "$cache/mmcv-build.XXXX")
       # FORCE_CUDA must not leak into mmcv's build: it would nvcc-compile all of mmcv's kernels.
       env -u FORCE_CUDA CXX="$root/tools/cxx20.sh" MAX_JOBS=${MAX_JOBS:-2} \
-        "$vpy" -m pip wheel -q --no-deps --no-build-isolation --no-cache-dir "mmcv==$mmcv_ver" -w "$tmp"
+        "$vpy" -m pip wheel -qq --no-deps --no-build-isolation --no-cache-dir "mmcv==$mmcv_ver" -w "$tmp"
       mkdir -p "$wheelhouse"
       mv "$tmp"/mmcv-*.whl "$wheelhouse"/
       rm -rf "$tmp"
+      echo "[setup_env] mmcv built in $(( $(date +%s) - start )) s since the start"
     fi
     flock -u 9
   fi
   uv_install --find-links "$wheelhouse" -r requirements/runtime.txt -r requirements/tests.txt
   "$uv" pip check -q --python "$vpy"
   "$vpy" -c "import mmdet, mmpretrain, mmpretrain.datasets, mmcv.ops, torchvision; from mmcv.ops import RoIAlign, nms"
+  # The caches it was made from (tests set up a second clone from them, offline).
+  printf 'STM_MM_CACHE=%s\nUV_CACHE_DIR=%s\n' "$cache" "$("$uv" cache dir)" > .venv/stm_mm-caches
   echo "$key" > .venv/.complete
   echo "[setup_env] .venv ready in $(( $(date +%s) - start )) s"
 fi

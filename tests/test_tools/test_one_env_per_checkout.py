@@ -57,8 +57,10 @@ def test_setting_up_another_clone_leaves_this_one_alone(tmp_path):
     (shared / 'kept').write_text('')
     (other / '.venv').symlink_to(shared)
 
-    # Offline: everything is in uv's cache since this checkout's own setup; nothing is downloaded.
-    env = dict(os.environ, STM_MM_NO_EXT='1', UV_OFFLINE='1')
+    # Offline, from the caches this checkout's .venv was made from: nothing is downloaded.
+    with open(osp.join(ROOT, '.venv', 'stm_mm-caches')) as f:
+        caches = dict(line.split('=', 1) for line in f.read().splitlines())
+    env = dict(os.environ, **caches, STM_MM_NO_EXT='1', UV_OFFLINE='1')
     for _ in range(2):  # the second run finds everything in place
         result = subprocess.run(['bash', str(other / 'tools' / 'setup_env.sh')], env=env,
                                 capture_output=True, text=True, timeout=600)
