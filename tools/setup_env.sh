@@ -17,15 +17,16 @@ cd "$root"
 
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
-PY=$(command -v "$PY")
+# The real interpreter (not a pyenv shim), its version and tag, from one start.
+{ read -r PY; read -r pyversion; read -r pytag; } < <("$PY" -c 'import sys
+print(sys.executable, sys.version, f"py{sys.version_info[0]}{sys.version_info[1]}", sep="\n")')
 cache=${STM_MM_CACHE:-$HOME/.cache/stm_mm}
 mkdir -p "$cache"
 layout_version=2  # bump to force new environments when this script changes what it installs
-key=$( (echo "$layout_version"; "$PY" -c 'import sys; print(sys.version)'
+key=$( (echo "$layout_version"; echo "$pyversion"
         cat requirements/bootstrap.txt requirements/build.txt requirements/runtime.txt \
           requirements/tests.txt) | sha256sum | cut -c1-12)
 torch_ver=$(sed -n 's/^torch==//p' requirements/build.txt)
-pytag=$("$PY" -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')
 wheelhouse=$cache/wheelhouse/torch-$torch_ver-$pytag
 mmcv_ver=$(sed -n 's/^mmcv==//p' requirements/runtime.txt)
 uv_ver=$(sed -n 's/^uv==//p' requirements/bootstrap.txt)
@@ -45,17 +46,22 @@ if [ ! -x "$uv" ]; then
   flock -u 9
 fi
 
-# pip's configured package sources, for uv: `pip config list` prints e.g.
-# global.extra-index-url='file:///opt/pypi/simple file:///opt/pypi-more/simple'.
-pip_sources() { "$PY" -m pip config list 2>/dev/null | sed -n "s/^[^.]*\.$1='\(.*\)'$/\1/p"; }
+# pip's configured package sources, for uv (read once, when something is to be installed):
+# `pip config list` prints e.g. global.extra-index-url='file:///opt/pypi/simple file:///opt/...'.
 uv_sources=()
-for url in $(pip_sources index-url); do uv_sources+=(--index-url "$url"); done
-for url in $(pip_sources extra-index-url); do uv_sources+=(--extra-index-url "$url"); done
-for dir in $(pip_sources find-links) ${PIP_FIND_LINKS:-}; do uv_sources+=(--find-links "$dir"); done
-# unsafe-best-match: pick the best version over all indexes, as pip does (uv's default takes a
-# package from the first index that has it, which would cap numpy at what a local mirror holds).
-uv_install() { "$uv" pip install -q --python "$vpy" --index-strategy unsafe-best-match \
-  ${uv_sources[@]+"${uv_sources[@]}"} "$@"; }
+pip_sources() { sed -n "s/^[^.]*\.$1='\(.*\)'$/\1/p" <<< "$pip_config"; }
+uv_install() {
+  if [ -z "${pip_config+set}" ]; then
+    pip_config=$("$PY" -m pip config list 2>/dev/null || true)
+    for url in $(pip_sources index-url); do uv_sources+=(--index-url "$url"); done
+    for url in $(pip_sources extra-index-url); do uv_sources+=(--extra-index-url "$url"); done
+    for dir in $(pip_sources find-links) ${PIP_FIND_LINKS:-}; do uv_sources+=(--find-links "$dir"); done
+  fi
+  # unsafe-best-match: the best version over all indexes, as pip does (uv's default takes a
+  # package from the first index that has it, which would cap numpy at what a local mirror holds).
+  "$uv" pip install -q --python "$vpy" --index-strategy unsafe-best-match \
+    ${uv_sources[@]+"${uv_sources[@]}"} "$@"
+}
 
 if [ -L .venv ]; then
   rm -f .venv  # the old layout's link to a shared environment: drop the link, keep its target
@@ -95,7 +101,30 @@ fi
 ext=$(ls stm_mm/_ext*.so 2>/dev/null | head -n 1 || true)
 origin=$("$vpy" -I -c 'import importlib.util as u; s = u.find_spec("stm_mm"); print(s.origin if s else "")' \
   2>/dev/null || true)
-if [ "$origin" != "$root/stm_mm/__init__.py" ] || { [ "${STM_MM_NO_EXT:-0}" != 1 ] && \
-   { [ -z "$ext" ] || [ -n "$(find ops/csrc setup.py -newer "$ext" -print -quit)" ]; }; }; then
-  uv_install --no-deps --no-build-isolation -e .
+build_ext=0
+if [ "${STM_MM_NO_EXT:-0}" != 1 ] && \
+   { [ -z "$ext" ] || [ -n "$(find ops/csrc setup.py -newer "$ext" -print -quit)" ]; }; then
+  build_ext=1
+fi
+if [ "$origin" != "$root/stm_mm/__init__.py" ] || [ $build_ext = 1 ]; then
+  if [ $build_ext = 1 ]; then
+    # A built extension is kept per sources, torch, Python and CUDA setting: other clones of the
+    # same code copy it instead of compiling it again.
+    ext_key=$( (cat setup.py $(find ops/csrc -type f | sort); echo "${FORCE_CUDA:-} ${TORCH_CUDA_ARCH_LIST:-}"
+      "$vpy" -c 'import sys, torch, torch.utils.cpp_extension as c
+print(sys.version, torch.__version__, torch.cuda.is_available() and c.CUDA_HOME)') | sha256sum | cut -c1-16)
+    ext_cache=$cache/ext/$ext_key
+    if ls "$ext_cache"/_ext*.so >/dev/null 2>&1; then
+      cp "$ext_cache"/_ext*.so stm_mm/
+      STM_MM_NO_EXT=1 uv_install --no-deps --no-build-isolation -e .
+    else
+      uv_install --no-deps --no-build-isolation -e .
+      tmp=$(mktemp -d "$cache/ext-tmp.XXXX")
+      cp stm_mm/_ext*.so "$tmp"/
+      mkdir -p "$cache/ext"
+      mv -T "$tmp" "$ext_cache" 2>/dev/null || rm -rf "$tmp"  # another clone may have won the race
+    fi
+  else
+    uv_install --no-deps --no-build-isolation -e .
+  fi
 fi
