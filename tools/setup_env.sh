@@ -112,7 +112,7 @@ if [ "$origin" != "$root/stm_mm/__init__.py" ] || [ $build_ext = 1 ]; then
     # same code copy it instead of compiling it again.
     ext_key=$( (cat setup.py $(find ops/csrc -type f | sort); echo "${FORCE_CUDA:-} ${TORCH_CUDA_ARCH_LIST:-}"
       "$vpy" -c 'import sys, torch, torch.utils.cpp_extension as c
-print(sys.version, torch.__version__, torch.cuda.is_available() and c.CUDA_HOME)') | sha256sum | cut -c1-16)
+print(sys.version, torch.__version__, torch.cuda.is_available() and c.CUDA_HOME)' 2>/dev/null) | sha256sum | cut -c1-16)
     ext_cache=$cache/ext/$ext_key
     if ls "$ext_cache"/_ext*.so >/dev/null 2>&1; then
       cp "$ext_cache"/_ext*.so stm_mm/
