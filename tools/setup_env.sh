@@ -10,7 +10,8 @@
 # indexes and wheel folders pip is configured with (local copies of torch, say) are passed on to it.
 # mmcv 2.1.0 has no wheel for torch 2.14, so it is built from source once (~5 min on 2 cores) into
 # a wheelhouse keyed by the torch version and Python (a wheel cache keyed by the sdist alone would
-# silently reuse a wheel built against another torch). A second run takes seconds.
+# silently reuse a wheel built against another torch); so is the compiled stm_mm._ext. A second
+# run takes seconds.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -67,7 +68,7 @@ if [ -L .venv ]; then
   rm -f .venv  # the old layout's link to a shared environment: drop the link, keep its target
 fi
 if [ "$(cat .venv/.complete 2>/dev/null)" != "$key" ]; then
-  echo "[setup_env] creating .venv (first time on a machine: ~6 min with the mmcv build)"
+  echo "[setup_env] creating $root/.venv"
   start=$(date +%s)
   "$uv" venv -q --clear --seed --python "$PY" .venv
   uv_install -r requirements/build.txt
@@ -95,36 +96,34 @@ if [ "$(cat .venv/.complete 2>/dev/null)" != "$key" ]; then
   echo "[setup_env] .venv ready in $(( $(date +%s) - start )) s"
 fi
 
-# This package, editable (this checkout's code only), with its C++ extension stm_mm._ext built in
-# place; again when the extension's sources changed or the install points elsewhere (a copied tree).
+# This package, editable (this checkout's code only), with its C++ extension stm_mm._ext in place.
+# Again when the install points elsewhere (a copied tree), or the extension is missing, older than
+# its sources or not yet checked against this .venv's torch. A built extension is kept per
+# sources, torch, Python and CUDA setting, so other clones of the same code copy it.
 # -I: look the package up as an installed one, not from this folder or $PYTHONPATH.
 ext=$(ls stm_mm/_ext*.so 2>/dev/null | head -n 1 || true)
 origin=$("$vpy" -I -c 'import importlib.util as u; s = u.find_spec("stm_mm"); print(s.origin if s else "")' \
   2>/dev/null || true)
-build_ext=0
-if [ "${STM_MM_NO_EXT:-0}" != 1 ] && \
-   { [ -z "$ext" ] || [ -n "$(find ops/csrc setup.py -newer "$ext" -print -quit)" ]; }; then
-  build_ext=1
+ext_ok=1
+if [ "${STM_MM_NO_EXT:-0}" != 1 ] && { [ -z "$ext" ] || [ ! -f .venv/.ext-checked ] || \
+   [ -n "$(find ops/csrc setup.py -newer "$ext" -print -quit)" ]; }; then
+  ext_ok=0
 fi
-if [ "$origin" != "$root/stm_mm/__init__.py" ] || [ $build_ext = 1 ]; then
-  if [ $build_ext = 1 ]; then
-    # A built extension is kept per sources, torch, Python and CUDA setting: other clones of the
-    # same code copy it instead of compiling it again.
+if [ "$origin" != "$root/stm_mm/__init__.py" ] || [ $ext_ok = 0 ]; then
+  no_ext=1  # the extension in place is right (or not wanted): install without building it
+  if [ $ext_ok = 0 ]; then
     ext_key=$( (cat setup.py $(find ops/csrc -type f | sort); echo "${FORCE_CUDA:-} ${TORCH_CUDA_ARCH_LIST:-}"
       "$vpy" -c 'import sys, torch, torch.utils.cpp_extension as c
 print(sys.version, torch.__version__, torch.cuda.is_available() and c.CUDA_HOME)' 2>/dev/null) | sha256sum | cut -c1-16)
     ext_cache=$cache/ext/$ext_key
-    if ls "$ext_cache"/_ext*.so >/dev/null 2>&1; then
-      cp "$ext_cache"/_ext*.so stm_mm/
-      STM_MM_NO_EXT=1 uv_install --no-deps --no-build-isolation -e .
-    else
-      uv_install --no-deps --no-build-isolation -e .
-      tmp=$(mktemp -d "$cache/ext-tmp.XXXX")
-      cp stm_mm/_ext*.so "$tmp"/
-      mkdir -p "$cache/ext"
-      mv -T "$tmp" "$ext_cache" 2>/dev/null || rm -rf "$tmp"  # another clone may have won the race
-    fi
-  else
-    uv_install --no-deps --no-build-isolation -e .
+    if ls "$ext_cache"/_ext*.so >/dev/null 2>&1; then cp "$ext_cache"/_ext*.so stm_mm/; else no_ext=0; fi
   fi
+  STM_MM_NO_EXT=$no_ext uv_install --no-deps --no-build-isolation -e .
+  if [ $no_ext = 0 ]; then
+    tmp=$(mktemp -d "$cache/ext-tmp.XXXX")
+    cp stm_mm/_ext*.so "$tmp"/
+    mkdir -p "$cache/ext"
+    mv -T "$tmp" "$ext_cache" 2>/dev/null || rm -rf "$tmp"  # another clone may have won the race
+  fi
+  [ $ext_ok = 1 ] || touch .venv/.ext-checked
 fi
