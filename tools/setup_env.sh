@@ -1,56 +1,129 @@
 #!/usr/bin/env bash
-# Create or reuse the project's virtual environment and point .venv at it.
+# Create or update this checkout's own virtual environment, .venv, and install this package into it.
 #
-# The environment is about 6 GB (torch is a CUDA build), so it lives once per requirements hash
-# in a cache directory ($STM_MM_CACHE, default ~/.cache/stm_mm) and .venv is a symlink to it:
-# every clone on the machine shares it. mmcv 2.1.0 has no wheel for torch 2.14, so it is built
-# from source once (~5 min on 2 cores) into a wheelhouse keyed by the torch version and Python
-# (pip's own wheel cache is keyed by the sdist only, which would silently reuse a wheel built
-# against another torch). Everything is idempotent: a second run takes seconds.
+# Every clone gets a real .venv of its own (#15: a shared environment's editable install pointed at
+# whichever clone ran `make` last, so tools in one clone imported another clone's code). uv makes
+# that cheap: it keeps one global cache ($UV_CACHE_DIR, default ~/.cache/uv) and hard-links the
+# packages from it, so the ~6 GB of torch (a CUDA build) is unpacked once per machine and a second
+# clone's environment takes seconds. uv itself (requirements/bootstrap.txt) is installed with pip
+# into $STM_MM_CACHE (default ~/.cache/stm_mm). uv does not read pip's configuration, so the
+# indexes and wheel folders pip is configured with (local copies of torch, say) are passed on to it.
+# mmcv 2.1.0 has no wheel for torch 2.14, so it is built from source once (~5 min on 2 cores) into
+# a wheelhouse keyed by the torch version and Python (a wheel cache keyed by the sdist alone would
+# silently reuse a wheel built against another torch); so is the compiled stm_mm._ext. A second
+# run takes seconds.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
+# The real interpreter (not a pyenv shim), its version and tag, from one start.
+{ read -r PY; read -r pyversion; read -r pytag; } < <("$PY" -c 'import sys
+print(sys.executable, sys.version, f"py{sys.version_info[0]}{sys.version_info[1]}", sep="\n")')
 cache=${STM_MM_CACHE:-$HOME/.cache/stm_mm}
 mkdir -p "$cache"
-layout_version=1  # bump to force a new environment when this script changes what it installs
-key=$( (echo "$layout_version"; "$PY" -c 'import sys; print(sys.version)'; cat requirements/build.txt requirements/runtime.txt requirements/tests.txt) | sha256sum | cut -c1-12)
-env_dir=$cache/venv-$key
+layout_version=2  # bump to force new environments when this script changes what it installs
+key=$( (echo "$layout_version"; echo "$pyversion"
+        cat requirements/bootstrap.txt requirements/build.txt requirements/runtime.txt \
+          requirements/tests.txt) | sha256sum | cut -c1-12)
 torch_ver=$(sed -n 's/^torch==//p' requirements/build.txt)
-pytag=$("$PY" -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')
 wheelhouse=$cache/wheelhouse/torch-$torch_ver-$pytag
 mmcv_ver=$(sed -n 's/^mmcv==//p' requirements/runtime.txt)
+uv_ver=$(sed -n 's/^uv==//p' requirements/bootstrap.txt)
+uv=$cache/uv-$uv_ver/bin/uv
+export UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1
+vpy=$root/.venv/bin/python
 
+# uv, once per machine and version (two clones setting up at once wait for each other).
 exec 9>"$cache/.lock"
-flock 9  # two clones setting up at once wait for each other
-
-if [ ! -f "$env_dir/.complete" ]; then
-  echo "[setup_env] creating $env_dir (first time: ~6 min with the mmcv build, ~1 min with a cached mmcv wheel)"
-  start=$(date +%s)
-  rm -rf "$env_dir"
-  "$PY" -m venv "$env_dir"
-  vpy=$env_dir/bin/python
-  "$vpy" -m pip install -q --upgrade "pip>=24"
-  "$vpy" -m pip install -q -r requirements/build.txt
-  if ! ls "$wheelhouse"/mmcv-"$mmcv_ver"-*.whl >/dev/null 2>&1; then
-    echo "[setup_env] building mmcv $mmcv_ver with compiled ops against torch $torch_ver (~5 min)"
-    tmp=$(mktemp -d "$cache/mmcv-build.XXXX")
-    # FORCE_CUDA must not leak into mmcv's build: it would nvcc-compile all of mmcv's kernels.
-    env -u FORCE_CUDA CXX="$root/tools/cxx20.sh" MAX_JOBS=${MAX_JOBS:-2} \
-      "$vpy" -m pip wheel -q --no-deps --no-build-isolation --no-cache-dir "mmcv==$mmcv_ver" -w "$tmp"
-    mkdir -p "$wheelhouse"
-    mv "$tmp"/mmcv-*.whl "$wheelhouse"/
-    rm -rf "$tmp"
+if [ ! -x "$uv" ]; then
+  flock 9
+  if [ ! -x "$uv" ]; then
+    rm -rf "$cache/uv-$uv_ver"
+    "$PY" -m venv "$cache/uv-$uv_ver"
+    "$cache/uv-$uv_ver/bin/pip" install -qq -r requirements/bootstrap.txt
   fi
-  "$vpy" -m pip install -q --find-links "$wheelhouse" -r requirements/runtime.txt -r requirements/tests.txt
-  "$vpy" -m pip check
-  "$vpy" -c "import mmdet, mmpretrain, mmpretrain.datasets, mmcv.ops, torchvision; from mmcv.ops import RoIAlign, nms"
-  touch "$env_dir/.complete"
-  echo "[setup_env] environment ready in $(( $(date +%s) - start )) s"
+  flock -u 9
 fi
-ln -sfn "$env_dir" .venv
 
-# This package, editable, with its C++ extension (stm_mm._ext) built in place.
-.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+# pip's configured package sources, for uv (read once, when something is to be installed):
+# `pip config list` prints e.g. global.extra-index-url='file:///opt/pypi/simple file:///opt/...'.
+uv_sources=()
+pip_sources() { sed -n "s/^[^.]*\.$1='\(.*\)'$/\1/p" <<< "$pip_config"; }
+uv_install() {
+  if [ -z "${pip_config+set}" ]; then
+    pip_config=$("$PY" -m pip config list 2>/dev/null || true)
+    for url in $(pip_sources index-url); do uv_sources+=(--index-url "$url"); done
+    for url in $(pip_sources extra-index-url); do uv_sources+=(--extra-index-url "$url"); done
+    for dir in $(pip_sources find-links) ${PIP_FIND_LINKS:-}; do uv_sources+=(--find-links "$dir"); done
+  fi
+  # unsafe-best-match: the best version over all indexes, as pip does (uv's default takes a
+  # package from the first index that has it, which would cap numpy at what a local mirror holds).
+  "$uv" pip install -q --python "$vpy" --index-strategy unsafe-best-match \
+    ${uv_sources[@]+"${uv_sources[@]}"} "$@"
+}
+
+if [ -L .venv ]; then
+  rm -f .venv  # the old layout's link to a shared environment: drop the link, keep its target
+fi
+if [ "$(cat .venv/.complete 2>/dev/null)" != "$key" ]; then
+  echo "[setup_env] creating $root/.venv"
+  start=$(date +%s)
+  "$uv" venv -q --clear --seed --python "$PY" .venv
+  uv_install -r requirements/build.txt
+  if ! ls "$wheelhouse"/mmcv-"$mmcv_ver"-*.whl >/dev/null 2>&1; then
+    flock 9
+    if ! ls "$wheelhouse"/mmcv-"$mmcv_ver"-*.whl >/dev/null 2>&1; then
+      echo "[setup_env] building mmcv $mmcv_ver with compiled ops against torch $torch_ver (~5 min)"
+      tmp=$(mktemp -d "$cache/mmcv-build.XXXX")
+      # FORCE_CUDA must not leak into mmcv's build: it would nvcc-compile all of mmcv's kernels.
+      env -u FORCE_CUDA CXX="$root/tools/cxx20.sh" MAX_JOBS=${MAX_JOBS:-2} \
+        "$vpy" -m pip wheel -qq --no-deps --no-build-isolation --no-cache-dir "mmcv==$mmcv_ver" -w "$tmp"
+      mkdir -p "$wheelhouse"
+      mv "$tmp"/mmcv-*.whl "$wheelhouse"/
+      rm -rf "$tmp"
+      echo "[setup_env] mmcv built in $(( $(date +%s) - start )) s since the start"
+    fi
+    flock -u 9
+  fi
+  uv_install --find-links "$wheelhouse" -r requirements/runtime.txt -r requirements/tests.txt
+  "$uv" pip check -q --python "$vpy"
+  "$vpy" -c "import mmdet, mmpretrain, mmpretrain.datasets, mmcv.ops, torchvision; from mmcv.ops import RoIAlign, nms"
+  # The caches it was made from (tests set up a second clone from them, offline).
+  printf 'STM_MM_CACHE=%s\nUV_CACHE_DIR=%s\n' "$cache" "$("$uv" cache dir)" > .venv/stm_mm-caches
+  echo "$key" > .venv/.complete
+  echo "[setup_env] .venv ready in $(( $(date +%s) - start )) s"
+fi
+
+# This package, editable (this checkout's code only), with its C++ extension stm_mm._ext in place.
+# Again when the install points elsewhere (a copied tree), or the extension is missing, older than
+# its sources or not yet checked against this .venv's torch. A built extension is kept per
+# sources, torch, Python and CUDA setting, so other clones of the same code copy it.
+# -I: look the package up as an installed one, not from this folder or $PYTHONPATH.
+ext=$(ls stm_mm/_ext*.so 2>/dev/null | head -n 1 || true)
+origin=$("$vpy" -I -c 'import importlib.util as u; s = u.find_spec("stm_mm"); print(s.origin if s else "")' \
+  2>/dev/null || true)
+ext_ok=1
+if [ "${STM_MM_NO_EXT:-0}" != 1 ] && { [ -z "$ext" ] || [ ! -f .venv/.ext-checked ] || \
+   [ -n "$(find ops/csrc setup.py -newer "$ext" -print -quit)" ]; }; then
+  ext_ok=0
+fi
+if [ "$origin" != "$root/stm_mm/__init__.py" ] || [ $ext_ok = 0 ]; then
+  no_ext=1  # the extension in place is right (or not wanted): install without building it
+  if [ $ext_ok = 0 ]; then
+    ext_key=$( (cat setup.py $(find ops/csrc -type f | sort); echo "${FORCE_CUDA:-} ${TORCH_CUDA_ARCH_LIST:-}"
+      "$vpy" -c 'import sys, torch, torch.utils.cpp_extension as c
+print(sys.version, torch.__version__, torch.cuda.is_available() and c.CUDA_HOME)' 2>/dev/null) | sha256sum | cut -c1-16)
+    ext_cache=$cache/ext/$ext_key
+    if ls "$ext_cache"/_ext*.so >/dev/null 2>&1; then cp "$ext_cache"/_ext*.so stm_mm/; else no_ext=0; fi
+  fi
+  STM_MM_NO_EXT=$no_ext uv_install --no-deps --no-build-isolation -e .
+  if [ $no_ext = 0 ]; then
+    tmp=$(mktemp -d "$cache/ext-tmp.XXXX")
+    cp stm_mm/_ext*.so "$tmp"/
+    mkdir -p "$cache/ext"
+    mv -T "$tmp" "$ext_cache" 2>/dev/null || rm -rf "$tmp"  # another clone may have won the race
+  fi
+  [ $ext_ok = 1 ] || touch .venv/.ext-checked
+fi

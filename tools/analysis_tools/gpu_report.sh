@@ -13,7 +13,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
-# this checkout's stm_mm first, whichever clone the shared environment was installed from
+# this checkout's stm_mm first, whichever environment $PYTHON belongs to
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 PY=${PYTHON:-python3}
 OUT_DIR=${1:-work_dirs/gpu_report}

@@ -1,5 +1,5 @@
 # Sourced by the demo scripts: go to the root of this checkout, put its stm_mm first on
-# PYTHONPATH (the shared environment may have been installed from another clone) and pick the
+# PYTHONPATH (whichever interpreter runs them) and pick the
 # interpreter: $PYTHON, else .venv/bin/python, else python. Sets root and PY.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
