@@ -19,9 +19,10 @@ import re
 from collections import Counter
 
 import torch
-import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.jit_handles import get_shape
+
+from ..models.image_to_logits import ImageToLogits
 
 _CATEGORY = {
     'conv': 'conv', 'linear': 'linear', 'addmm': 'linear', 'scaled_dot_product_attention':
@@ -67,7 +68,7 @@ def complexity(model, input_shape=(1, 3, 224, 224)):
     model = model.eval()
     inputs = torch.randn(*input_shape)
     if hasattr(model, 'extract_feat'):
-        model = _FeatureHead(model)
+        model = ImageToLogits(model)
     analyzer = FlopAnalyzer(model, inputs)
     analyzer.set_op_handle('aten::scaled_dot_product_attention', _sdpa_macs,
                            'aten::mean', _mean_macs)
@@ -84,17 +85,6 @@ def complexity(model, input_shape=(1, 3, 224, 224)):
     result['total'] = sum(v for k, v in counts.items() if k != 'sampling')
     result['paper_local'] = counts['conv'] + counts['linear'] + counts['layer_norm'] * 2 // 5
     return result
-
-
-class _FeatureHead(nn.Module):
-    """An mmpretrain classifier as a plain ``image -> logits`` module that FlopAnalyzer traces."""
-
-    def __init__(self, classifier):
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, x):
-        return self.classifier(x, mode='tensor')
 
 
 def halo_unused_table_macs(model, input_shape=(1, 3, 224, 224)):
@@ -116,7 +106,7 @@ def halo_unused_table_macs(model, input_shape=(1, 3, 224, 224)):
 
     handles = [m.register_forward_hook(hook) for m in model.modules()
                if isinstance(m, HaloAttention)]
-    model = _FeatureHead(model) if hasattr(model, 'extract_feat') else model
+    model = ImageToLogits(model) if hasattr(model, 'extract_feat') else model
     try:
         with torch.no_grad():
             model.eval()(torch.randn(*input_shape))

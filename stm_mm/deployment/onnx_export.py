@@ -10,8 +10,8 @@ import warnings
 
 import numpy as np
 import torch
-import torch.nn as nn
 
+from ..models.image_to_logits import ImageToLogits
 from .export_safe import export_safe
 from .symbolic import dynamic_symbolics
 
@@ -19,17 +19,6 @@ MIN_OPSET = 16  # GridSample (DCNv3's bilinear sampling) is an ONNX op from opse
 MAX_OPSET = 20  # the newest opset of torch's TorchScript exporter
 DEFAULT_OPSET = 17
 PARTS = ('model', 'backbone')
-
-
-class Classifier(nn.Module):
-    """An mmpretrain classifier as ``(B, C, H, W)`` -> logits ``(B, num_classes)``."""
-
-    def __init__(self, classifier):
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, x):
-        return self.classifier(x, mode='tensor')
 
 
 def check_part(kind, part):
@@ -48,7 +37,7 @@ def exportable(loaded, part='model'):
     names (errors of :func:`check_part`)."""
     check_part(loaded.kind, part)
     if part == 'model' and loaded.kind == 'cls':
-        return Classifier(loaded.model).eval(), ['logits']
+        return ImageToLogits(loaded.model).eval(), ['logits']
     backbone = loaded.backbone
     names = [f'feat{i}' for i in backbone.out_indices]
     return backbone.eval(), names

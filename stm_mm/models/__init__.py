@@ -4,10 +4,11 @@ from .backbone import UnifiedBackbone
 from .block import (AbsolutePositionEmbedding, BottleneckBlock, ConvNeXtStyleBlock, Stage,
                     UnifiedBlock)
 from .classifier_init import PretrainedClassifier
+from .image_to_logits import ImageToLogits
 from .neck import ExtraTransformNeck
 
 __all__ = [
     'ARCH_ZOO', 'DET_DROP_PATH', 'SCALES', 'STM_NAMES', 'UnifiedBackbone', 'UnifiedBlock',
     'ConvNeXtStyleBlock', 'BottleneckBlock', 'Stage', 'AbsolutePositionEmbedding',
-    'ExtraTransformNeck', 'PretrainedClassifier'
+    'ExtraTransformNeck', 'PretrainedClassifier', 'ImageToLogits'
 ]

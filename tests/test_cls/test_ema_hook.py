@@ -17,6 +17,7 @@ from mmengine.hooks import Hook
 from mmengine.model import BaseModel
 from mmpretrain.structures import DataSample
 
+from stm_mm.checkpoint_io import load_checkpoint
 from stm_mm.engine import DualEvalEMAHook, ReliableRunner, apply_cli_options
 
 from .conftest import ROOT
@@ -129,8 +130,7 @@ def test_best_checkpoint_of_each(trained):
     assert osp.isfile(osp.join(work_dir, 'best_accuracy_ema_top1_epoch_2.pth'))
     # MMEngine's EMAHook format, unchanged: `state_dict` = EMA, `ema_state_dict` = raw weights
     # (`module.` keys), here those SCHEDULE forced for validation 2
-    ckpt = torch.load(osp.join(work_dir, 'best_accuracy_ema_top1_epoch_2.pth'),
-                      weights_only=False)
+    ckpt = load_checkpoint(osp.join(work_dir, 'best_accuracy_ema_top1_epoch_2.pth'))
     raw, ema = SCHEDULE[1]
     assert set(ckpt['ema_state_dict']) == {'steps', 'module.fc.weight', 'module.fc.bias'}
     torch.testing.assert_close(ckpt['state_dict']['fc.weight'], ema[0])

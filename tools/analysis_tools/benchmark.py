@@ -21,6 +21,7 @@ from stm_mm.analysis.benchmark import (dense_half_peak_tflops, keep_freed_cpu_me
                                        max_output_difference, model_flops_per_image,
                                        time_stage_mlps, time_variants)
 from stm_mm.analysis.profiling import format_summary, profile_step
+from stm_mm.models import ImageToLogits
 from stm_mm.models.utils import use_reference_attention
 
 
@@ -33,24 +34,13 @@ def build(config, cfg_options=None):
     if cfg.model.get('type', '').endswith('ImageClassifier'):
         from mmpretrain.registry import MODELS
         model = MODELS.build(cfg.model)
-        return _Logits(model)
+        return ImageToLogits(model)
     cfg.model.backbone.init_cfg = None  # no pretrained file needed to time it
     return stm_mm.MODELS.build(cfg.model.backbone)
 
 
-class _Logits(torch.nn.Module):
-    """Classifier as ``image -> logits``."""
-
-    def __init__(self, classifier):
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, x):
-        return self.classifier(x, mode='tensor')
-
-
 def backbone_of(model):
-    return model.classifier.backbone if isinstance(model, _Logits) else model
+    return model.classifier.backbone if isinstance(model, ImageToLogits) else model
 
 
 def print_utilisation(record, model, size, args, peak):
