@@ -2,6 +2,7 @@
 #include <torch/extension.h>
 
 #include "dcnv3.h"
+#include "depthwise_conv.h"
 
 namespace stm_mm {
 namespace {
@@ -123,6 +124,34 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward(
                             mask.contiguous(), geo);
 }
 
+std::tuple<at::Tensor, at::Tensor> depthwise_conv2d_param_grads(const at::Tensor& grad_output,
+                                                                const at::Tensor& input,
+                                                                int64_t kernel_h, int64_t kernel_w,
+                                                                int64_t pad_h, int64_t pad_w) {
+  TORCH_CHECK(input.is_cpu() && grad_output.is_cpu(),
+              "depthwise_conv2d_param_grads: CPU tensors only, got ", input.device());
+  TORCH_CHECK(input.scalar_type() == at::kFloat || input.scalar_type() == at::kDouble,
+              "depthwise_conv2d_param_grads: float32 or float64 only, got ", input.scalar_type());
+  TORCH_CHECK(grad_output.scalar_type() == input.scalar_type(),
+              "depthwise_conv2d_param_grads: grad_output and input dtypes differ: ",
+              grad_output.scalar_type(), " vs ", input.scalar_type());
+  TORCH_CHECK(kernel_h > 0 && kernel_w > 0 && pad_h >= 0 && pad_w >= 0,
+              "depthwise_conv2d_param_grads: bad kernel (", kernel_h, ", ", kernel_w,
+              ") or padding (", pad_h, ", ", pad_w, ")");
+  TORCH_CHECK(input.dim() == 4 && grad_output.dim() == 4,
+              "depthwise_conv2d_param_grads: input and grad_output must be (B, H, W, C), got ",
+              input.sizes(), " and ", grad_output.sizes());
+  const int64_t height_out = input.size(1) + 2 * pad_h - kernel_h + 1;
+  const int64_t width_out = input.size(2) + 2 * pad_w - kernel_w + 1;
+  TORCH_CHECK(grad_output.size(0) == input.size(0) && grad_output.size(1) == height_out &&
+                  grad_output.size(2) == width_out && grad_output.size(3) == input.size(3),
+              "depthwise_conv2d_param_grads: grad_output must be (", input.size(0), ", ",
+              height_out, ", ", width_out, ", ", input.size(3), ") for input ", input.sizes(),
+              ", got ", grad_output.sizes());
+  return depthwise_conv2d_weight_bias_grad_cpu(grad_output.contiguous(), input.contiguous(),
+                                               kernel_h, kernel_w, pad_h, pad_w);
+}
+
 bool with_cuda() {
 #ifdef WITH_CUDA
   return true;
@@ -135,7 +164,8 @@ bool with_cuda() {
 }  // namespace stm_mm
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "stm_mm compiled operators (DCNv3 forward and backward on CPU and, if built, CUDA)";
+  m.doc() = "stm_mm compiled operators (DCNv3 forward and backward on CPU and, if built, CUDA; "
+          "depth-wise convolution parameter gradients on CPU)";
   m.def("dcnv3_forward", &stm_mm::dcnv3_forward,
         "DCNv3 forward: (input (B, H, W, G*Cg), offset (B, Ho, Wo, G*P*2), mask (B, Ho, Wo, "
         "G*P), kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, "
@@ -151,5 +181,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("kernel_h"), py::arg("kernel_w"), py::arg("stride_h"), py::arg("stride_w"),
         py::arg("pad_h"), py::arg("pad_w"), py::arg("dilation_h"), py::arg("dilation_w"),
         py::arg("group"), py::arg("group_channels"), py::arg("offset_scale"));
+  m.def("depthwise_conv2d_param_grads", &stm_mm::depthwise_conv2d_param_grads,
+        "Depth-wise conv (stride 1) weight and bias gradients on the CPU: (grad_output (B, Ho, "
+        "Wo, C), input (B, H, W, C), kernel_h, kernel_w, pad_h, pad_w) -> (grad_weight (C, 1, "
+        "kernel_h, kernel_w), grad_bias (C))",
+        py::arg("grad_output"), py::arg("input"), py::arg("kernel_h"), py::arg("kernel_w"),
+        py::arg("pad_h"), py::arg("pad_w"));
   m.def("with_cuda", &stm_mm::with_cuda, "True when the CUDA kernels were compiled in");
 }

@@ -3,6 +3,7 @@ import torch.nn as nn
 
 from ...ops import dcnv3
 from ...registry import TOKEN_MIXERS
+from ..utils import ChannelsLastDepthwiseConv2d
 from .base import TokenMixer
 
 
@@ -28,8 +29,7 @@ class DCNv3Mixer(TokenMixer):
         self.kernel_size = kernel_size
         self.offset_scale = offset_scale
         self.num_points = kernel_size * kernel_size
-        self.offset_dwconv = nn.Conv2d(dim, dim, dw_kernel_size, padding=dw_kernel_size // 2,
-                                       groups=dim)
+        self.offset_dwconv = ChannelsLastDepthwiseConv2d(dim, dw_kernel_size)
         self.offset_norm = nn.LayerNorm(dim, eps=1e-5)
         self.offset_act = nn.GELU()
         self.sampling_offsets = nn.Linear(dim, self.group * self.num_points * 2)
@@ -40,7 +40,7 @@ class DCNv3Mixer(TokenMixer):
     def forward(self, x):
         B, H, W, _ = x.shape
         value = self.value_proj(x)
-        f = self.offset_dwconv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        f = self.offset_dwconv(x)
         f = self.offset_act(self.offset_norm(f))
         offset = self.sampling_offsets(f)
         weights = self.attention_weights(f).view(B, H, W, self.group, self.num_points)

@@ -2,6 +2,7 @@
 import torch.nn as nn
 
 from ...registry import TOKEN_MIXERS
+from ..utils import ChannelsLastDepthwiseConv2d
 from .base import TokenMixer
 
 
@@ -21,10 +22,10 @@ class DepthwiseConvMixer(TokenMixer):
                  projections=True):
         super().__init__()
         self.input_proj = nn.Linear(dim, dim) if projections else nn.Identity()
-        self.dwconv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.dwconv = ChannelsLastDepthwiseConv2d(dim, kernel_size)
         self.output_proj = nn.Linear(dim, dim) if projections else nn.Identity()
 
     def forward(self, x):
         x = self.input_proj(x)
-        x = self.dwconv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        x = self.dwconv(x)
         return self.output_proj(x)
