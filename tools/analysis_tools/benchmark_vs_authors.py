@@ -3,7 +3,8 @@
     python tools/analysis_tools/benchmark_vs_authors.py \
         --authors-root PATH/STM-Evaluation/classification --authors-site PATH/timm067 \
         [--stm halo pvt swin dwconv dcnv3] [--scale tiny] [--rounds 10] [--warmup 2] \
-        [--batch-size 8] [--input-size 224] [--threads 2] [--system-malloc] [--json out.json]
+        [--batch-size 8] [--input-size 224] [--threads 2] [--system-malloc] [--gemm-floor] \
+        [--json out.json]
 
 For every mixer: the authors' ``unified_<name>_<scale>`` (their ``models`` package imported
 from ``--authors-root`` with timm 0.6.7 from ``--authors-site``, which is put at the front of
@@ -63,6 +64,9 @@ def parse_args(argv=None):
     parser.add_argument('--system-malloc', action='store_true',
                         help='leave glibc malloc as configured (default: keep freed CPU memory, '
                         'as tools/analysis_tools/benchmark.py does)')
+    parser.add_argument('--gemm-floor', action='store_true',
+                        help='also time the linear layers\' GEMMs of a training step alone '
+                        '(stm_mm/analysis/gemm_floor.py): the floor under both implementations')
     parser.add_argument('--json', help='write the records to this file')
     parser.add_argument('--debug', action='store_true', help='tracebacks instead of one line')
     return parser.parse_args(argv)
@@ -165,15 +169,19 @@ def make_steps(model, x, labels):
     return dict(infer=infer, train=train)
 
 
-def time_pair(authors, ours, x, labels, rounds, warmup):
+def time_pair(authors, ours, x, labels, rounds, warmup, gemm_step=None):
     """Seconds per step, ``{mode: {side: [round times]}}``, in interleaved rounds whose order
-    alternates (authors first in even rounds, ours first in odd ones)."""
+    alternates (authors first in even rounds, ours first in odd ones). ``gemm_step`` (see
+    :mod:`stm_mm.analysis.gemm_floor`) is timed in the same rounds as side ``gemm`` of ``train``."""
     steps = dict(authors=make_steps(authors, x, labels), ours=make_steps(ours, x, labels))
     times = {mode: dict(authors=[], ours=[]) for mode in ('train', 'infer')}
+    if gemm_step is not None:
+        steps['gemm'] = dict(train=gemm_step)
+        times['train']['gemm'] = []
     for index in range(warmup + rounds):
         sides = ['authors', 'ours'] if index % 2 == 0 else ['ours', 'authors']
         for mode in times:
-            for side in sides:
+            for side in sides + (['gemm'] if 'gemm' in times[mode] else []):
                 start = time.perf_counter()
                 steps[side][mode]()
                 if index >= warmup:
@@ -200,7 +208,7 @@ def run(args):
     for stm in args.stm:
         load_start = os.getloadavg()
         authors, ours, rate = build_pair(stm, args.scale, create_model, args.seed)
-        if abs(max_drop_path(authors) - rate) > 1e-9:
+        if abs(max_drop_path(authors) - rate) > 1e-6:  # theirs is a float32 tensor value
             raise ValueError(f'{stm}: drop path {max_drop_path(authors)} (authors) vs {rate} '
                              f'(ours); fix: use configs that match the authors\' factory')
         generator = torch.Generator().manual_seed(args.seed)
@@ -214,13 +222,24 @@ def run(args):
         if diff > args.tolerance and not args.no_check:
             raise ValueError(f'{stm}: logits differ by {diff:.2e} > {args.tolerance:g}; fix: '
                              'find the mismatch, or time anyway with --no-check')
-        times = time_pair(authors, ours, x, labels, args.rounds, args.warmup)
+        gemm_step = None
+        if args.gemm_floor:
+            from stm_mm.analysis.gemm_floor import make_gemm_step, record_linear_calls
+            gemm_step = make_gemm_step(record_linear_calls(ours.train(), x))
+        times = time_pair(authors, ours, x, labels, args.rounds, args.warmup, gemm_step)
         load_end = os.getloadavg()
         for mode, sides in times.items():
             a_ms, o_ms = ([t * 1000 for t in sides[s]] for s in ('authors', 'ours'))
             a_med, o_med = statistics.median(a_ms), statistics.median(o_ms)
             print(f'{stm:<8}{mode:<7}{a_med:>12.1f}{o_med:>10.1f}{a_med / o_med:>13.2f}x'
                   f'{f"{min(a_ms):.1f}-{max(a_ms):.1f}":>18}{f"{min(o_ms):.1f}-{max(o_ms):.1f}":>16}')
+            floor = {}
+            if 'gemm' in sides:
+                g_med = statistics.median(t * 1000 for t in sides['gemm'])
+                floor = dict(gemm_floor_ms=g_med, best_possible_ratio=a_med / g_med)
+                print(f'{"":<8}{"":<7}linear-layer GEMMs alone {g_med:.1f} ms ({100 * g_med / o_med:.0f}% '
+                      f'of ours): no implementation can beat the authors by more than '
+                      f'{a_med / g_med:.2f}x')
             records.append(dict(
                 stm=stm, scale=args.scale, mode=mode, authors_ms=a_med, ours_ms=o_med,
                 ratio=a_med / o_med, authors_min_ms=min(a_ms), authors_max_ms=max(a_ms),
@@ -229,7 +248,7 @@ def run(args):
                 input_size=args.input_size, malloc=malloc, torch=torch.__version__,
                 drop_path_rate=rate, logits_max_diff=diff, logits_max_abs=scale,
                 loadavg_start=list(load_start),
-                loadavg_end=list(load_end)))
+                loadavg_end=list(load_end), **floor))
         del authors, ours, times
         gc.collect()
     print('authors/ours: median ms of the authors\' step over ours (our speed-up); train = '
