@@ -54,8 +54,9 @@ def time_variants(model, variants, batch_size, device='cpu', train=False, amp=No
                   iters=10):
     """Time variants of ``model`` (image -> tensor(s)) side by side, in interleaved rounds.
 
-    Each round runs one step of every variant (``dict(input_size=(H, W), reference=bool)``: random
-    images ``(B, 3, H, W)``, the readable reference attention or not), so a machine that speeds
+    Each round runs one step of every variant (``dict(input_size=(H, W), reference=bool,
+    model=optional other module)``: random images ``(B, 3, H, W)``, the readable reference
+    attention or not, ``model`` or e.g. its ``torch.compile`` wrapper), so a machine that speeds
     up or slows down during the measurement (shared or throttled CPUs) affects every variant
     alike and their ratios stay fair.
 
@@ -70,7 +71,7 @@ def time_variants(model, variants, batch_size, device='cpu', train=False, amp=No
     model = model.to(device).train(train)
     autocast, grad = _step_contexts(device, amp, train)
 
-    def make_step(input_size, reference):
+    def make_step(input_size, reference, model):
         x = torch.randn(batch_size, 3, *input_size, device=device)
 
         def step():
@@ -87,7 +88,8 @@ def time_variants(model, variants, batch_size, device='cpu', train=False, amp=No
 
         return step
 
-    steps = [make_step(tuple(v['input_size']), v.get('reference', False)) for v in variants]
+    steps = [make_step(tuple(v['input_size']), v.get('reference', False), v.get('model', model))
+             for v in variants]
     times = [[] for _ in steps]
     peaks = [0.0 for _ in steps]
     for round_index in range(warmup + iters):

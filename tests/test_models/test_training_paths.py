@@ -103,3 +103,60 @@ def test_fused_drop_path_residual_equals_drop_path_module():
     for a, b in zip(torch.autograd.grad(fused, (x, gamma, y), grad),
                     torch.autograd.grad(ref, (x, gamma, y), grad)):
         assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize('stm', ['dwconv', 'dcnv3'])
+def test_depthwise_conv_backbone_training_step_equals_pytorch_convolution(stm, monkeypatch):
+    """DW-Conv (7x7, compiled parameter gradients) and DCNv3 (3x3 offset branch) backbones in
+    float64 on odd sizes: loss and every parameter gradient with the compiled depth-wise backward
+    and with PyTorch's convolution backward."""
+    import stm_mm.models.utils.layers as layers
+    from stm_mm.ops import depthwise_conv
+    if depthwise_conv._ext is None:
+        pytest.skip('stm_mm._ext not built')
+    torch.manual_seed(0)
+    model = UnifiedBackbone(stm, dict(base='micro', depths=(1, 1, 1, 1)),
+                            out_indices=(0, 1, 2, 3), layer_scale_init_value=1.0).double()
+    x = torch.randn(2, 3, 45, 61, dtype=torch.float64)
+
+    def step():
+        loss = sum(o.square().mean() for o in model(x))
+        return loss, torch.autograd.grad(loss, list(model.parameters()))
+
+    calls = []
+    real = layers.use_compiled_backward
+    monkeypatch.setattr(layers, 'use_compiled_backward',
+                        lambda *a, **k: calls.append(real(*a, **k)) or calls[-1])
+    loss, grads = step()
+    assert any(calls) == (stm == 'dwconv')  # only 7x7 kernels take the compiled backward
+    monkeypatch.setattr(layers, 'use_compiled_backward', lambda *a, **k: False)
+    ref_loss, ref_grads = step()
+    assert_close(loss, ref_loss, rtol=1e-12, atol=1e-12)
+    for a, b in zip(grads, ref_grads):
+        assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize('window,stride,blocks', [
+    (13, 7, (4, 3)),   # Halo: 7x7 blocks, halo 3 (two pieces per axis)
+    (9, 7, (2, 5)),    # U-HaloNet-1px
+    (7, 7, (3, 2)),    # switch blocks without halo (no overlap)
+    (12, 5, (3, 4)),   # three pieces per axis, the last one partial
+])
+def test_overlapping_windows_backward_equals_unfold(window, stride, blocks):
+    """The strided-add backward of the Halo key/value windows against ``unfold``'s own
+    (float64, every element of the map's gradient), and the same forward values."""
+    from stm_mm.models.utils.windows import overlapping_windows, overlapping_windows_reference
+    torch.manual_seed(0)
+    heads, e = 3, 5
+    H = (blocks[0] - 1) * stride + window
+    W = (blocks[1] - 1) * stride + window
+    x = torch.randn(2, H, W, heads * e, dtype=torch.float64, requires_grad=True)
+    out = overlapping_windows(x, window, stride, heads)
+    ref = overlapping_windows_reference(x, window, stride, heads)
+    assert out.grad_fn is not ref.grad_fn and out.shape == (2, blocks[0] * blocks[1], heads,
+                                                           window * window, e)
+    assert_close(out, ref, rtol=0, atol=0)
+    grad = torch.randn_like(out)
+    (fast, ) = torch.autograd.grad(out, x, grad)
+    (slow, ) = torch.autograd.grad(ref, x, grad)
+    assert_close(fast, slow, rtol=1e-12, atol=1e-12)

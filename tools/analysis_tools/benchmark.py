@@ -80,7 +80,9 @@ def main():
     parser.add_argument('--sizes', type=int, nargs='+', help='square sizes to sweep instead')
     parser.add_argument('--train', action='store_true', help='time forward + backward')
     parser.add_argument('--amp', choices=['bf16', 'fp16'], help='autocast dtype')
-    parser.add_argument('--compile', action='store_true', help='torch.compile the model')
+    parser.add_argument('--compile', action='store_true',
+                        help="also time the torch.compile'd model beside eager mode (ratio: "
+                        'compiled over eager speed; it compiles in the warm-up rounds)')
     parser.add_argument('--reference', action='store_true', help='also time the reference')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--warmup', type=int, default=3)
@@ -114,13 +116,16 @@ def main():
           f'{"peak MB":>9}{"ratio":>7}  max |diff|')
     for config in args.configs:
         model = build(config, args.cfg_options)
-        runner = torch.compile(model) if args.compile else model
+        compiled = torch.compile(model) if args.compile else None
         base_time = None
         impls = ['fast', 'reference'] if args.reference else ['fast']
-        variants = [dict(input_size=size, reference=impl == 'reference')
+        if args.compile:  # eager mode timed beside the compiled model
+            impls.insert(1, 'compiled')
+        variants = [dict(input_size=size, reference=impl == 'reference',
+                         model=compiled if impl == 'compiled' else model)
                     for size in sizes for impl in impls]
         # every (size, impl) pair is timed in the same interleaved rounds
-        results = iter(time_variants(runner, variants, args.batch_size, args.device, args.train,
+        results = iter(time_variants(model, variants, args.batch_size, args.device, args.train,
                                      args.amp, args.warmup, args.iters))
         for size in sizes:
             fast_ips = None
@@ -133,6 +138,8 @@ def main():
                         base_time = 1 / fast_ips
                     ratio = (1 / fast_ips) / base_time
                     ratio_text = f'{ratio:>6.2f}x' if len(sizes) > 1 else ''
+                elif impl == 'compiled':
+                    ratio_text = f'{r["images_per_s"] / fast_ips:>6.2f}x'
                 else:
                     ratio_text = f'{fast_ips / r["images_per_s"]:>6.2f}x'
                     diff, close = max_output_difference(model, min(args.batch_size, 2), size,
@@ -146,14 +153,14 @@ def main():
                                     input_size=list(size), images_per_s=r['images_per_s'],
                                     peak_mem_mb=r['peak_mem_mb'], latency_ms=r['latency_ms'],
                                     train=args.train, mode='train' if args.train else
-                                    'inference', compile=args.compile, amp=args.amp,
+                                    'inference', compile=impl == 'compiled', amp=args.amp,
                                     device=args.device))
                 if args.utilisation and impl == 'fast':
                     print_utilisation(records[-1], model, size, args, peak)
-                if args.profile:
+                if args.profile and impl != 'compiled':
                     print_profile(records[-1], model, size, impl, args)
-    print('ratio: fast over reference speed (with --reference), or time relative to the first '
-          'size (with --sizes)')
+    print('ratio: fast over reference speed (with --reference), compiled over eager (fast) speed '
+          '(with --compile), or time relative to the first size (with --sizes)')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(records, f, indent=2)

