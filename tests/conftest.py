@@ -3,6 +3,11 @@ import os
 import pytest
 import torch
 
+# Without a GPU the Triton kernels run under Triton's CPU interpreter, which must be switched on
+# before any kernel module is imported (stm_mm.ops.triton).
+if not torch.cuda.is_available():
+    os.environ.setdefault('TRITON_INTERPRET', '1')
+
 # Only GPU tests (marked `cuda`) may skip: any other skip means a test silently did not run (a
 # missing fixture, a missing package) and fails the session. STM_MM_ALLOW_SKIPS=1 turns this off.
 _unexpected_skips = []

@@ -1,0 +1,27 @@
+"""One implementation switch for every op that has several implementations.
+
+Each op (``halo``, ``swin``, ``dcnv3``) names its implementations; the choice comes from the
+caller's ``impl`` argument (a mixer's ``stm_cfg``), else the environment variable
+``STM_MM_<OP>_IMPL``, else ``'auto'``, which each op resolves by device (the Triton kernels on
+CUDA, the portable path elsewhere).
+"""
+import os
+
+AUTO = 'auto'
+
+
+def impl_env_var(op):
+    """The environment variable that picks ``op``'s implementation, e.g. ``STM_MM_HALO_IMPL``."""
+    return f'STM_MM_{op.upper()}_IMPL'
+
+
+def requested_impl(op, impl, choices):
+    """The implementation asked for: ``impl`` if not None, else ``$STM_MM_<OP>_IMPL``, else
+    ``'auto'``. Raises ValueError naming the valid choices for anything else."""
+    env = impl_env_var(op)
+    choice = impl if impl is not None else os.environ.get(env, AUTO)
+    valid = (AUTO, ) + tuple(choices)
+    if choice not in valid:
+        source = 'impl' if impl is not None else env
+        raise ValueError(f'{op}: {source} must be one of {valid}, got {choice!r}')
+    return choice
