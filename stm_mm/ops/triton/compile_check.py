@@ -1,0 +1,82 @@
+"""Compile a Triton kernel for a GPU architecture without a GPU and read its resource usage.
+
+Triton lowers a kernel to PTX for any target on the CPU; the ``ptxas`` bundled with Triton then
+assembles it with ``-v``, which reports registers per thread, spill stores/loads and shared
+memory. Each kernel module of this package lists the launch configurations its GPU path uses in
+``compile_specs()``: ``dict(name, kernel, args, num_warps, num_stages)`` where ``args`` maps every
+kernel parameter, in order, to a Triton type string (``'*bf16'``, ``'i32'``, ...) or, for a
+``tl.constexpr`` parameter, to its value.
+"""
+import importlib
+import pkgutil
+import re
+import subprocess
+import tempfile
+
+KERNEL_MODULES = 'stm_mm.ops.triton'
+_PTXAS_LINE = {
+    'registers': re.compile(r'Used (\d+) registers'),
+    'spill_stores': re.compile(r'(\d+) bytes spill stores'),
+    'spill_loads': re.compile(r'(\d+) bytes spill loads'),
+    'stack_frame': re.compile(r'(\d+) bytes stack frame'),
+}
+
+
+def all_compile_specs():
+    """``compile_specs()`` of every kernel module of :mod:`stm_mm.ops.triton`, in name order."""
+    package = importlib.import_module(KERNEL_MODULES)
+    specs = []
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f'{KERNEL_MODULES}.{info.name}')
+        if hasattr(module, 'compile_specs'):
+            specs.extend(dict(spec, module=info.name) for spec in module.compile_specs())
+    return specs
+
+
+def _jit_function(kernel):
+    """The compilable ``JITFunction`` of a kernel (under ``TRITON_INTERPRET=1`` ``@triton.jit``
+    returns an interpreter wrapper holding the Python function as ``.fn``)."""
+    from triton.runtime.jit import JITFunction
+    return kernel if isinstance(kernel, JITFunction) else JITFunction(kernel.fn)
+
+
+def compile_kernel(spec, arch):
+    """``spec``'s kernel compiled for ``sm_<arch>`` (e.g. 80, 90): Triton's ``CompiledKernel``
+    (``.asm['ptx']``, ``.metadata.shared``: dynamic shared memory in bytes)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    signature = {name: value if isinstance(value, str) else 'constexpr'
+                 for name, value in spec['args'].items()}
+    constexprs = {name: value for name, value in spec['args'].items()
+                  if not isinstance(value, str)}
+    source = ASTSource(fn=_jit_function(spec['kernel']), signature=signature,
+                       constexprs=constexprs)
+    options = dict(num_warps=spec.get('num_warps', 4), num_stages=spec.get('num_stages', 2))
+    return triton.compile(source, target=GPUTarget('cuda', arch, 32), options=options)
+
+
+def ptxas_report(spec, arch):
+    """Assemble ``spec``'s kernel for ``sm_<arch>`` with ``ptxas -v``.
+
+    Returns ``dict(name, arch, num_warps, shared_bytes, registers, spill_stores, spill_loads,
+    stack_frame)`` (sizes in bytes); raises RuntimeError with ptxas' output if it fails.
+    """
+    from triton.backends.nvidia.compiler import get_ptxas
+    kernel = compile_kernel(spec, arch)
+    ptx = kernel.asm['ptx']
+    target = re.search(r'^\.target\s+(\S+)', ptx, re.M).group(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f'{tmp}/kernel.ptx'
+        with open(path, 'w') as f:
+            f.write(ptx)
+        run = subprocess.run([get_ptxas(arch).path, '-v', f'--gpu-name={target}', path, '-o',
+                              f'{tmp}/kernel.cubin'], capture_output=True, text=True)
+    if run.returncode:
+        raise RuntimeError(f"ptxas failed for {spec['name']} on {target}: {run.stderr.strip()}")
+    report = dict(name=spec['name'], arch=target, num_warps=spec.get('num_warps', 4),
+                  shared_bytes=kernel.metadata.shared)
+    for key, pattern in _PTXAS_LINE.items():
+        match = pattern.search(run.stderr)
+        report[key] = int(match.group(1)) if match else 0
+    return report

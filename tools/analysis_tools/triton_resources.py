@@ -1,0 +1,49 @@
+"""Registers, spills and shared memory of every Triton kernel launch configuration, per GPU arch.
+
+    python tools/analysis_tools/triton_resources.py [--arch 80 90] [--json out.json]
+
+Needs no GPU: each configuration listed by the kernel modules' ``compile_specs()`` is compiled to
+PTX by Triton and assembled by the ``ptxas -v`` bundled with it (``stm_mm.ops.triton.
+compile_check``). ``--arch`` defaults to the GPU's own compute capability, else 80 and 90.
+"""
+import argparse
+import json
+
+import torch
+
+from stm_mm.engine.cli import run_cli
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--arch', type=int, nargs='+',
+                        help='compute capabilities as 80, 90 (default: the GPU\'s, else 80 90)')
+    parser.add_argument('--json', metavar='PATH', help='write the reports as a JSON list')
+    parser.add_argument('--debug', action='store_true', help='show tracebacks')
+    return parser.parse_args(argv)
+
+
+def run(args):
+    from stm_mm.ops.triton.compile_check import all_compile_specs, ptxas_report
+    archs = args.arch
+    if not archs:
+        archs = ([int('%d%d' % torch.cuda.get_device_capability())]
+                 if torch.cuda.is_available() else [80, 90])
+    reports = [ptxas_report(spec, arch) for arch in archs for spec in all_compile_specs()]
+    print(f'{"kernel":<36}{"arch":>8}{"warps":>6}{"regs":>6}{"spill st":>9}{"spill ld":>9}'
+          f'{"smem KB":>9}')
+    for r in reports:
+        print(f'{r["name"]:<36}{r["arch"]:>8}{r["num_warps"]:>6}{r["registers"]:>6}'
+              f'{r["spill_stores"]:>9}{r["spill_loads"]:>9}{r["shared_bytes"] / 1024:>9.1f}')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(reports, f, indent=2)
+    return reports
+
+
+def main(argv=None):
+    return run_cli(run, parse_args(argv))
+
+
+if __name__ == '__main__':
+    main()
