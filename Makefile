@@ -12,7 +12,7 @@ env:
 	@tools/setup_env.sh
 
 test: env
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q --durations=30
 
 test-fast: env
 	$(PY) -m pytest tests -q -m "not slow"
