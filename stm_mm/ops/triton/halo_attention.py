@@ -22,9 +22,18 @@ import torch
 import triton
 import triton.language as tl
 
-KEY_TILE = 32  # keys per tile: ROWS * COLS
-NUM_WARPS = 4
-NUM_STAGES = 2
+from . import interpreting
+
+# Launch options per (kernel, 16-bit inputs): warps, pipeline stages and keys per tile
+# (ROWS * COLS), chosen so that no kernel spills registers on sm_80/sm_90 at dk = dv = 32.
+# The interpreter runs numpy per tile, so it takes fewer, larger ones.
+CONFIGS = {
+    ('fwd', True): dict(num_warps=4, num_stages=2, key_tile=32),
+    ('bwd', True): dict(num_warps=8, num_stages=2, key_tile=32),
+    ('fwd', False): dict(num_warps=8, num_stages=1, key_tile=32),
+    ('bwd', False): dict(num_warps=16, num_stages=2, key_tile=32),  # IEEE float32 dots
+}
+INTERPRETER_KEY_TILE = 128
 
 
 @triton.jit
@@ -188,27 +197,40 @@ def halo_bwd_kernel(grad_ptr, q_ptr, kv_ptr, terms_ptr, out_ptr, lse_ptr, dq_ptr
              mask=col_mask)
 
 
+KERNELS = dict(fwd=halo_fwd_kernel, bwd=halo_bwd_kernel)
+
+
 def _accumulation_dtype(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _constexprs(num_heads, dk, dv, block, pad_before, window):
-    """The constexpr parameters shared by both kernels."""
+def _config(kind, dtype):
+    """Launch options and keys per tile of the ``'fwd'`` or ``'bwd'`` kernel."""
+    config = dict(CONFIGS[kind, dtype in (torch.bfloat16, torch.float16)])
+    if interpreting():
+        config['key_tile'] = INTERPRETER_KEY_TILE
+    return config
+
+
+def _constexprs(num_heads, dk, dv, block, pad_before, window, key_tile):
+    """The constexpr parameters of both kernels."""
     cols = triton.next_power_of_2(window)
     return dict(HEADS=num_heads, DK=dk, DV=dv, BLOCK=block, PAD=pad_before, W_SIZE=window,
                 BLOCK_Q=max(16, triton.next_power_of_2(block * block)),
                 BLOCK_DK=max(16, triton.next_power_of_2(dk)),
                 BLOCK_DV=max(16, triton.next_power_of_2(dv)),
-                ROWS=max(1, KEY_TILE // cols), COLS=cols)
+                ROWS=max(1, key_tile // cols), COLS=cols)
 
 
-def _launch(kernel, q, kv, num_heads, block, pad_before, window, *args):
-    """Run ``kernel`` on the grid ``(nBlocks, B * n)``."""
+def _launch(kind, q, kv, num_heads, block, pad_before, window, *args):
+    """Run the ``'fwd'`` or ``'bwd'`` kernel on the grid ``(nBlocks, B * n)``."""
     B, Hp, Wp, _ = q.shape
     dk = q.shape[-1] // num_heads
-    meta = _constexprs(num_heads, dk, kv.shape[-1] // num_heads - dk, block, pad_before, window)
+    config = _config(kind, q.dtype)
+    meta = _constexprs(num_heads, dk, kv.shape[-1] // num_heads - dk, block, pad_before, window,
+                       config.pop('key_tile'))
     grid = ((Hp // block) * (Wp // block), B * num_heads)
-    kernel[grid](*args, Hp, Wp, Wp // block, num_warps=NUM_WARPS, num_stages=NUM_STAGES, **meta)
+    KERNELS[kind][grid](*args, Hp, Wp, Wp // block, **config, **meta)
 
 
 def _check(q, kv, terms, num_heads, block, window):
@@ -234,7 +256,7 @@ def halo_attention_fwd(q: torch.Tensor, kv: torch.Tensor, terms: torch.Tensor, n
     dv = kv.shape[-1] // num_heads - q.shape[-1] // num_heads
     out = q.new_empty(*q.shape[:3], num_heads * dv)
     lse = q.new_empty(terms.shape[:-1], dtype=_accumulation_dtype(q.dtype))
-    _launch(halo_fwd_kernel, q, kv, num_heads, block, pad_before, window, q, kv, terms, out, lse,
+    _launch('fwd', q, kv, num_heads, block, pad_before, window, q, kv, terms, out, lse,
             scale)
     return out, lse
 
@@ -256,7 +278,7 @@ def halo_attention_bwd(grad: torch.Tensor, q: torch.Tensor, kv: torch.Tensor,
     dq = torch.empty_like(q)
     dkv = torch.zeros(kv.shape, dtype=lse.dtype, device=kv.device)
     dterms = torch.empty_like(terms)
-    _launch(halo_bwd_kernel, q, kv, num_heads, block, pad_before, window, grad, q, kv, terms, out,
+    _launch('bwd', q, kv, num_heads, block, pad_before, window, grad, q, kv, terms, out,
             lse, dq, dkv, dterms, scale)
     return dq, dkv.to(kv.dtype), dterms
 
@@ -300,15 +322,15 @@ def compile_specs():
     dk = dv = 32, b = 7; halo 3 and the Switch blocks' halo 0), bf16 and fp32, for a
     cubin/ptxas check."""
     specs = []
-    for ty in ('bf16', 'fp32'):
+    for dtype, ty in ((torch.bfloat16, 'bf16'), (torch.float32, 'fp32')):
+        pointers = dict(grad_ptr=ty, q_ptr=ty, kv_ptr=ty, terms_ptr=ty, out_ptr=ty,
+                        lse_ptr='fp32', dq_ptr=ty, dkv_ptr='fp32', dterms_ptr=ty)
         for halo in (3, 0):
-            meta = _constexprs(3, 32, 32, 7, halo, 7 + 2 * halo)
-            pointers = dict(grad_ptr=ty, q_ptr=ty, kv_ptr=ty, terms_ptr=ty, out_ptr=ty,
-                            lse_ptr='fp32', dq_ptr=ty, dkv_ptr='fp32', dterms_ptr=ty)
-            args = {k: '*' + v for k, v in pointers.items()}
-            args.update(scale='fp32', Hp='i32', Wp='i32', n_blocks_w='i32', **meta)
-            for name, kernel in (('fwd', halo_fwd_kernel), ('bwd', halo_bwd_kernel)):
-                specs.append(dict(name=f'halo_{name}_{ty}_w{7 + 2 * halo}', kernel=kernel,
-                                  args={k: args[k] for k in kernel.arg_names},
-                                  num_warps=NUM_WARPS, num_stages=NUM_STAGES))
+            for kind, kernel in KERNELS.items():
+                config = dict(CONFIGS[kind, dtype == torch.bfloat16])
+                args = {k: '*' + v for k, v in pointers.items()}
+                args.update(scale='fp32', Hp='i32', Wp='i32', n_blocks_w='i32')
+                args.update(_constexprs(3, 32, 32, 7, halo, 7 + 2 * halo, config.pop('key_tile')))
+                specs.append(dict(name=f'halo_{kind}_{ty}_w{7 + 2 * halo}', kernel=kernel,
+                                  args={k: args[k] for k in kernel.arg_names}, **config))
     return specs
