@@ -10,11 +10,11 @@ from stm_mm.models.utils.windows import halo_border_logits
 
 # U-HaloNet's variants at tiny sizes: (dim, heads, options, map size)
 VARIANTS = {
-    'halo3': (16, 2, dict(), (10, 17)),  # sides not multiples of b; every window has a border
+    'halo3': (16, 2, dict(), (9, 10)),  # sides not multiples of b; every window has a border
     '1px': (16, 2, dict(halo_size=1), (9, 8)),
     'top_left': (16, 2, dict(query_position='top_left'), (7, 12)),
     'switch_odd': (16, 2, dict(switch=True, block_index=1), (8, 7)),  # halo 0
-    'dk_ne_dv': (36, 3, dict(block_size=3, halo_size=1), (5, 7)),  # dk 13, dv 12, three heads
+    'dk_ne_dv': (36, 3, dict(block_size=3, halo_size=1), (5, 4)),  # dk 13, dv 12, three heads
 }
 
 
@@ -57,11 +57,10 @@ def _op_reference(m, q, kv, terms):
     return out.permute(0, 1, 4, 2, 5, 3, 6).reshape(B, Hp, Wp, -1)
 
 
-@pytest.mark.parametrize('name', ['halo3', 'dk_ne_dv'])
-def test_op_matches_reference_float64(name):
+def test_op_matches_reference_float64():
     """Output and the gradients of q, kv and the terms, at float64."""
     from stm_mm.ops.triton.halo_attention import halo_attention
-    m, _ = _mixer(name)
+    m, _ = _mixer('dk_ne_dv')
     q, kv, raw, border = _op_inputs(m)
     results = []
     for fn in (lambda t: halo_attention(q_, kv_, t, m.num_heads, m.block_size, m.pad_before,
@@ -102,13 +101,13 @@ def test_mixer_triton_matches_sdpa_and_default():
 def test_opcheck():
     from stm_mm.ops.triton.halo_attention import halo_attention_bwd, halo_attention_fwd
     m, _ = _mixer('dk_ne_dv')
-    q, kv, raw, border = _op_inputs(m, nH=1, nW=2)
+    q, kv, raw, border = _op_inputs(m, nH=1, nW=1)
     geometry = (m.num_heads, m.block_size, m.pad_before, m.window_size, m.scale)
-    args = (q.requires_grad_(), kv.requires_grad_(), (raw + border).requires_grad_(), *geometry)
-    torch.library.opcheck(halo_attention_fwd, args)
-    with torch.no_grad():
-        out, lse = halo_attention_fwd(*args)
-    torch.library.opcheck(halo_attention_bwd, (torch.randn_like(out), *args[:3], out, lse,
+    tensors = (q, kv, raw + border)
+    leaves = [t.clone().requires_grad_() for t in tensors]
+    torch.library.opcheck(halo_attention_fwd, (*leaves, *geometry))
+    out, lse = halo_attention_fwd(*tensors, *geometry)
+    torch.library.opcheck(halo_attention_bwd, (torch.randn_like(out), *tensors, out, lse,
                                                *geometry))
 
 
