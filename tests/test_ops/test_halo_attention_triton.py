@@ -8,6 +8,9 @@ from stm_mm.models.mixers import HaloAttention
 from stm_mm.models.utils import reference_attention, use_reference_attention
 from stm_mm.models.utils.windows import halo_border_logits
 
+# float64 under the interpreter without a GPU (tests/conftest.py), on the GPU with one
+DEVICE = 'cuda' if torch.cuda.is_available() else 'cpu'
+
 # U-HaloNet's variants at tiny sizes: (dim, heads, options, map size)
 VARIANTS = {
     'halo3': (16, 2, dict(), (9, 10)),  # sides not multiples of b; every window has a border
@@ -23,14 +26,14 @@ def _mixer(name, **kwargs):
     m = HaloAttention(dim, heads, **options, **kwargs).double()
     for p in m.parameters():
         torch.nn.init.normal_(p, std=0.3)
-    return m, torch.randn(1, *size, dim, dtype=torch.float64)
+    return m.to(DEVICE), torch.randn(1, *size, dim, dtype=torch.float64, device=DEVICE)
 
 
 def _run(m, x):
     """Output and the gradients of the input and every parameter for a random output grad."""
     x = x.clone().requires_grad_()
     out = m(x)
-    grad = torch.randn(out.shape, dtype=out.dtype, generator=torch.Generator().manual_seed(1))
+    grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).to(out)
     leaves = [x, *m.parameters()]
     return out, torch.autograd.grad(out, leaves, grad)
 
@@ -39,9 +42,10 @@ def _op_inputs(m, B=1, nH=2, nW=3):
     """Random block-padded maps q, kv and per-axis terms (border included) for mixer ``m``."""
     b, w, n = m.block_size, m.window_size, m.num_heads
     Hp, Wp = nH * b, nW * b
-    q = torch.randn(B, Hp, Wp, n * m.dim_qk, dtype=torch.float64)
-    kv = torch.randn(B, Hp, Wp, n * (m.dim_qk + m.dim_v), dtype=torch.float64)
-    raw = torch.randn(B, nH * nW, n, b * b, 2 * w, dtype=torch.float64)
+    f64 = dict(dtype=torch.float64, device=DEVICE)
+    q = torch.randn(B, Hp, Wp, n * m.dim_qk, **f64)
+    kv = torch.randn(B, Hp, Wp, n * (m.dim_qk + m.dim_v), **f64)
+    raw = torch.randn(B, nH * nW, n, b * b, 2 * w, **f64)
     border = halo_border_logits(Hp, Wp, b, m.pad_before, m.pad_after, q.device, q.dtype)
     return q, kv, raw, border.view(nH * nW, 1, 1, 2 * w)
 
@@ -125,32 +129,37 @@ def test_impl_switch(monkeypatch):
     with pytest.raises(ValueError, match='impl must be one of'):
         HaloAttention(16, 2, impl='fused')
     m = HaloAttention(16, 2)
+    monkeypatch.setenv('TRITON_INTERPRET', '1')
     assert m.resolve_impl(torch.device('cpu')) == 'sdpa'  # 'auto' never picks the interpreter
     monkeypatch.setenv('STM_MM_HALO_IMPL', 'triton')
-    assert m.resolve_impl(torch.device('cpu')) == 'triton'  # TRITON_INTERPRET=1 in the tests
+    assert m.resolve_impl(torch.device('cpu')) == 'triton'
     with use_reference_attention():
         assert m.resolve_impl(torch.device('cpu')) == 'reference'
-    monkeypatch.delenv('TRITON_INTERPRET')
+    monkeypatch.setenv('TRITON_INTERPRET', '0')
     with pytest.raises(RuntimeError, match='cannot run here: Triton kernels need a CUDA'):
         m.resolve_impl(torch.device('cpu'))
     model = UnifiedBackbone('halo', dict(base='micro', depths=(1, 1, 1, 1)),
                             stm_cfg=dict(impl='reference'))
     assert model.stages[0].blocks[0].mixer.impl == 'reference'
-    assert 'impl' not in str(list(model.state_dict()))
+    assert not any('impl' in key for key in model.state_dict())
 
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a GPU')
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
 def test_cuda_matches_sdpa(dtype):
-    """U-HaloNet-tiny's stage-1 mixer (3 heads of 32 channels) on the GPU."""
+    """U-HaloNet-tiny's stage-1 mixer (3 heads of 32 channels) on the GPU, float32 or under
+    bfloat16 autocast; the two bfloat16 paths round differently, so they are compared by the
+    relative error of the whole tensor."""
     m = HaloAttention(96, 3, impl='triton').cuda()
     x = torch.randn(2, 30, 33, 96, device='cuda')
     with torch.autocast('cuda', dtype=dtype, enabled=dtype != torch.float32):
-        out, grads = _run(m, x)
+        results = _run(m, x)
         m.impl = 'sdpa'
-        expected, expected_grads = _run(m, x)
-    tol = dict(rtol=2e-2, atol=2e-2) if dtype == torch.bfloat16 else dict(rtol=1e-4, atol=1e-4)
-    assert_close(out.float(), expected.float(), **tol)
-    for got, ref in zip(grads, expected_grads):
-        assert_close(got.float(), ref.float(), **tol)
+        expected = _run(m, x)
+    for got, ref in zip((results[0], *results[1]), (expected[0], *expected[1])):
+        assert got.dtype == ref.dtype
+        if dtype == torch.float32:
+            assert_close(got, ref, rtol=1e-4, atol=1e-4)
+        else:
+            assert (got.float() - ref.float()).norm() <= 2e-2 * ref.float().norm()
