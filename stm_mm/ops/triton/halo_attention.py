@@ -37,10 +37,29 @@ INTERPRETER_KEY_TILE = 128
 
 
 @triton.jit
-def _window_tile(base_kv, y0, x0, t, Hp, Wp, row_stride, W_SIZE: tl.constexpr,
-                 ROWS: tl.constexpr, COLS: tl.constexpr):
-    """Key slots of tile ``t``: flat offsets of their pixels in ``kv``, which slots are in the
-    window, and which of those lie inside the map."""
+def _block_queries(Hp, Wp, n_blocks_w, HEADS: tl.constexpr, BLOCK: tl.constexpr,
+                   BLOCK_Q: tl.constexpr):
+    """This program's batch, head and block origin ``(by, bx)``; the flat pixel of each query
+    row, which rows are queries, and each row's index into ``(B, nBlocks, n, b*b)``."""
+    block = tl.program_id(0)
+    batch = tl.program_id(1) // HEADS
+    head = tl.program_id(1) % HEADS
+    by = (block // n_blocks_w) * BLOCK
+    bx = (block % n_blocks_w) * BLOCK
+    qi = tl.arange(0, BLOCK_Q)
+    pixel = (batch * Hp + by + qi // BLOCK).to(tl.int64) * Wp + bx + qi % BLOCK
+    row = ((batch * tl.num_programs(0) + block) * HEADS + head).to(tl.int64) * (BLOCK * BLOCK)
+    return batch, head, by, bx, pixel, qi < BLOCK * BLOCK, row + qi
+
+
+@triton.jit
+def _key_tile(kv_ptr, terms, q_valid, base_kv, y0, x0, t, Hp, Wp, HEADS: tl.constexpr,
+              DK: tl.constexpr, DV: tl.constexpr, W_SIZE: tl.constexpr, BLOCK_DK: tl.constexpr,
+              BLOCK_DV: tl.constexpr, ROWS: tl.constexpr, COLS: tl.constexpr):
+    """Tile ``t`` of the window whose top-left key is at map ``(y0, x0)``: keys
+    ``(ROWS*COLS, BLOCK_DK)`` and values (zero outside the map), the row terms
+    ``(BLOCK_Q, ROWS)`` and their mask, the keys' offsets in ``kv`` (base ``base_kv``), which
+    slots are in the window and which of those lie inside the map."""
     slot = tl.arange(0, ROWS * COLS)
     ky = t * ROWS + slot // COLS
     kx = slot % COLS
@@ -48,8 +67,17 @@ def _window_tile(base_kv, y0, x0, t, Hp, Wp, row_stride, W_SIZE: tl.constexpr,
     y = y0 + ky
     x = x0 + kx
     inside = in_window & (y >= 0) & (y < Hp) & (x >= 0) & (x < Wp)
-    offset = base_kv + (y * Wp + x).to(tl.int64) * row_stride
-    return offset, in_window, inside
+    offset = base_kv + (y * Wp + x).to(tl.int64) * (HEADS * (DK + DV))
+    dk = tl.arange(0, BLOCK_DK)
+    dv = tl.arange(0, BLOCK_DV)
+    k = tl.load(kv_ptr + offset[:, None] + dk[None, :], mask=inside[:, None] & (dk[None, :] < DK),
+                other=0.0)
+    v = tl.load(kv_ptr + offset[:, None] + DK + dv[None, :],
+                mask=inside[:, None] & (dv[None, :] < DV), other=0.0)
+    r = t * ROWS + tl.arange(0, ROWS)
+    row_mask = q_valid[:, None] & (r[None, :] < W_SIZE)
+    trow = tl.load(terms + r[None, :], mask=row_mask, other=0.0)
+    return k, v, trow, row_mask, offset, in_window, inside
 
 
 @triton.jit
@@ -70,25 +98,14 @@ def halo_fwd_kernel(q_ptr, kv_ptr, terms_ptr, out_ptr, lse_ptr, scale, Hp, Wp, n
                     BLOCK_DK: tl.constexpr, BLOCK_DV: tl.constexpr, ROWS: tl.constexpr,
                     COLS: tl.constexpr):
     """Grid ``(nBlocks, B * n)``; see the module docstring."""
-    block = tl.program_id(0)
-    batch = tl.program_id(1) // HEADS
-    head = tl.program_id(1) % HEADS
-    n_blocks = tl.num_programs(0)
+    batch, head, by, bx, pixel, q_valid, row = _block_queries(Hp, Wp, n_blocks_w, HEADS, BLOCK,
+                                                              BLOCK_Q)
     acc_dtype = lse_ptr.dtype.element_ty
-    by = (block // n_blocks_w) * BLOCK
-    bx = (block % n_blocks_w) * BLOCK
-
-    qi = tl.arange(0, BLOCK_Q)
-    q_valid = qi < BLOCK * BLOCK
-    pixel = (batch * Hp + by + qi // BLOCK).to(tl.int64) * Wp + bx + qi % BLOCK
     dk = tl.arange(0, BLOCK_DK)
     dv = tl.arange(0, BLOCK_DV)
     q = tl.load(q_ptr + pixel[:, None] * (HEADS * DK) + head * DK + dk[None, :],
                 mask=q_valid[:, None] & (dk[None, :] < DK), other=0.0)
-
-    # terms of this (batch, block, head): (b*b, 2w)
-    row = ((batch * n_blocks + block) * HEADS + head).to(tl.int64) * (BLOCK * BLOCK) + qi
-    terms = terms_ptr + row[:, None] * (2 * W_SIZE)
+    terms = terms_ptr + row[:, None] * (2 * W_SIZE)  # (b*b, 2w) of this batch, block, head
     col = tl.arange(0, COLS)
     tcol = tl.load(terms + W_SIZE + col[None, :], mask=q_valid[:, None] & (col[None, :] < W_SIZE),
                    other=0.0).to(acc_dtype)
@@ -97,17 +114,11 @@ def halo_fwd_kernel(q_ptr, kv_ptr, terms_ptr, out_ptr, lse_ptr, scale, Hp, Wp, n
     m_i = tl.full((BLOCK_Q, ), float('-inf'), acc_dtype)
     l_i = tl.zeros((BLOCK_Q, ), acc_dtype)
     acc = tl.zeros((BLOCK_Q, BLOCK_DV), acc_dtype)
-    r = tl.arange(0, ROWS)
     for t in tl.range(0, tl.cdiv(W_SIZE, ROWS)):
-        offset, in_window, inside = _window_tile(base_kv, by - PAD, bx - PAD, t, Hp, Wp,
-                                                 HEADS * (DK + DV), W_SIZE, ROWS, COLS)
-        k = tl.load(kv_ptr + offset[:, None] + dk[None, :],
-                    mask=inside[:, None] & (dk[None, :] < DK), other=0.0)
-        v = tl.load(kv_ptr + offset[:, None] + DK + dv[None, :],
-                    mask=inside[:, None] & (dv[None, :] < DV), other=0.0)
-        trow = tl.load(terms + t * ROWS + r[None, :],
-                       mask=q_valid[:, None] & (t * ROWS + r[None, :] < W_SIZE),
-                       other=0.0).to(acc_dtype)
+        k, v, trow, _, _, in_window, _ = _key_tile(kv_ptr, terms, q_valid, base_kv, by - PAD,
+                                                   bx - PAD, t, Hp, Wp, HEADS, DK, DV, W_SIZE,
+                                                   BLOCK_DK, BLOCK_DV, ROWS, COLS)
+        trow = trow.to(acc_dtype)
         s = _scores(q, k, trow, tcol, in_window, scale, BLOCK_Q, ROWS, COLS)
         m_new = tl.maximum(m_i, tl.max(s, 1))
         alpha = tl.exp(m_i - m_new)
@@ -131,17 +142,9 @@ def halo_bwd_kernel(grad_ptr, q_ptr, kv_ptr, terms_ptr, out_ptr, lse_ptr, dq_ptr
                     BLOCK_DV: tl.constexpr, ROWS: tl.constexpr, COLS: tl.constexpr):
     """Grid ``(nBlocks, B * n)``: dq and dterms of the block's queries, dk/dv added to the map
     ``dkv_ptr`` with atomics."""
-    block = tl.program_id(0)
-    batch = tl.program_id(1) // HEADS
-    head = tl.program_id(1) % HEADS
-    n_blocks = tl.num_programs(0)
+    batch, head, by, bx, pixel, q_valid, row = _block_queries(Hp, Wp, n_blocks_w, HEADS, BLOCK,
+                                                              BLOCK_Q)
     acc_dtype = lse_ptr.dtype.element_ty
-    by = (block // n_blocks_w) * BLOCK
-    bx = (block % n_blocks_w) * BLOCK
-
-    qi = tl.arange(0, BLOCK_Q)
-    q_valid = qi < BLOCK * BLOCK
-    pixel = (batch * Hp + by + qi // BLOCK).to(tl.int64) * Wp + bx + qi % BLOCK
     dk = tl.arange(0, BLOCK_DK)
     dv = tl.arange(0, BLOCK_DV)
     q_mask = q_valid[:, None] & (dk[None, :] < DK)
@@ -152,8 +155,6 @@ def halo_bwd_kernel(grad_ptr, q_ptr, kv_ptr, terms_ptr, out_ptr, lse_ptr, dq_ptr
     do = tl.load(grad_ptr + o_offset, mask=o_mask, other=0.0)
     o = tl.load(out_ptr + o_offset, mask=o_mask, other=0.0)
     delta = tl.sum(do.to(acc_dtype) * o.to(acc_dtype), 1)
-
-    row = ((batch * n_blocks + block) * HEADS + head).to(tl.int64) * (BLOCK * BLOCK) + qi
     lse = tl.load(lse_ptr + row, mask=q_valid, other=0.0)
     terms = terms_ptr + row[:, None] * (2 * W_SIZE)
     dterms = dterms_ptr + row[:, None] * (2 * W_SIZE)
@@ -164,16 +165,11 @@ def halo_bwd_kernel(grad_ptr, q_ptr, kv_ptr, terms_ptr, out_ptr, lse_ptr, dq_ptr
     base_kv = batch.to(tl.int64) * Hp * Wp * (HEADS * (DK + DV)) + head * (DK + DV)
     dq = tl.zeros((BLOCK_Q, BLOCK_DK), acc_dtype)
     dtcol = tl.zeros((BLOCK_Q, COLS), acc_dtype)
-    r = tl.arange(0, ROWS)
     for t in tl.range(0, tl.cdiv(W_SIZE, ROWS)):
-        offset, in_window, inside = _window_tile(base_kv, by - PAD, bx - PAD, t, Hp, Wp,
-                                                 HEADS * (DK + DV), W_SIZE, ROWS, COLS)
-        k_mask = inside[:, None] & (dk[None, :] < DK)
-        v_mask = inside[:, None] & (dv[None, :] < DV)
-        k = tl.load(kv_ptr + offset[:, None] + dk[None, :], mask=k_mask, other=0.0)
-        v = tl.load(kv_ptr + offset[:, None] + DK + dv[None, :], mask=v_mask, other=0.0)
-        row_mask = q_valid[:, None] & (t * ROWS + r[None, :] < W_SIZE)
-        trow = tl.load(terms + t * ROWS + r[None, :], mask=row_mask, other=0.0).to(acc_dtype)
+        k, v, trow, row_mask, offset, in_window, inside = _key_tile(
+            kv_ptr, terms, q_valid, base_kv, by - PAD, bx - PAD, t, Hp, Wp, HEADS, DK, DV,
+            W_SIZE, BLOCK_DK, BLOCK_DV, ROWS, COLS)
+        trow = trow.to(acc_dtype)
         s = _scores(q, k, trow, tcol, in_window, scale, BLOCK_Q, ROWS, COLS)
         p = tl.exp(s - lse[:, None])
         dp = tl.dot(do, tl.trans(v), out_dtype=acc_dtype, input_precision='ieee')
@@ -184,12 +180,13 @@ def halo_bwd_kernel(grad_ptr, q_ptr, kv_ptr, terms_ptr, out_ptr, lse_ptr, dq_ptr
                          input_precision='ieee') * scale
         dq += tl.dot(ds.to(k.dtype), k, out_dtype=acc_dtype, input_precision='ieee') * scale
         ds = tl.reshape(ds, (BLOCK_Q, ROWS, COLS))
-        tl.store(dterms + t * ROWS + r[None, :], tl.sum(ds, 2).to(dterms_ptr.dtype.element_ty),
-                 mask=row_mask)
+        tl.store(dterms + t * ROWS + tl.arange(0, ROWS)[None, :],
+                 tl.sum(ds, 2).to(dterms_ptr.dtype.element_ty), mask=row_mask)
         dtcol += tl.sum(ds, 1)
-        tl.atomic_add(dkv_ptr + offset[:, None] + dk[None, :], dk_tile, mask=k_mask, sem='relaxed')
-        tl.atomic_add(dkv_ptr + offset[:, None] + DK + dv[None, :], dv_tile, mask=v_mask,
-                      sem='relaxed')
+        tl.atomic_add(dkv_ptr + offset[:, None] + dk[None, :], dk_tile,
+                      mask=inside[:, None] & (dk[None, :] < DK), sem='relaxed')
+        tl.atomic_add(dkv_ptr + offset[:, None] + DK + dv[None, :], dv_tile,
+                      mask=inside[:, None] & (dv[None, :] < DV), sem='relaxed')
 
     tl.store(dq_ptr + pixel[:, None] * (HEADS * DK) + head * DK + dk[None, :],
              dq.to(dq_ptr.dtype.element_ty), mask=q_mask)
