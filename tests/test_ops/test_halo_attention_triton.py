@@ -1,4 +1,4 @@
-"""Fused Halo attention (Triton; on the CPU under the interpreter) against the readable reference."""
+"""Fused Halo attention (Triton; under the interpreter without a GPU) against the reference."""
 import pytest
 import torch
 from torch.testing import assert_close
