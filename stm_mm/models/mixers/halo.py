@@ -2,8 +2,10 @@
 import torch
 import torch.nn as nn
 
+from ...ops.impl_switch import AUTO, requested_impl
+from ...ops.triton import triton_unavailable_reason
 from ...registry import TOKEN_MIXERS
-from ..utils import attention, pad_to_multiple
+from ..utils import attention, pad_to_multiple, reference_attention
 from ..utils.attention import masked_fill_value, reference_enabled
 from ..utils.explicit_attention import axis_bias_attention
 from ..utils.windows import (halo_border_logits, halo_key_padding_mask, overlapping_windows,
@@ -17,6 +19,9 @@ def make_divisible(value, divisor=8):
     if rounded < 0.9 * value:
         rounded += divisor
     return rounded
+
+
+IMPLS = ('triton', 'sdpa', 'reference')
 
 
 @TOKEN_MIXERS.register_module('halo')
@@ -42,12 +47,19 @@ class HaloAttention(TokenMixer):
         switch: odd blocks use no halo (plain blocked attention, window b), i.e. halos are
             exchanged every second block (U-HaloNet-Switch).
         stage_index: unused. block_index: parity used by ``switch``.
+        impl: ``'triton'`` (fused kernels reading keys/values straight from the map),
+            ``'sdpa'`` (windows copied out, SDPA for inference, :func:`axis_bias_attention`
+            for training), ``'reference'`` (the readable path of
+            :func:`use_reference_attention`), or None: ``$STM_MM_HALO_IMPL``, else ``'auto'``
+            (Triton on CUDA when available, else ``'sdpa'``), resolved per call.
     Shapes: ``(B, H, W, C)`` -> ``(B, H, W, C)``.
     """
 
     def __init__(self, dim, num_heads, stage_index=0, block_index=0, block_size=7, halo_size=3,
-                 query_position='center', switch=False):
+                 query_position='center', switch=False, impl=None):
         super().__init__()
+        requested_impl('halo', impl, IMPLS)  # fail early on a bad name
+        self.impl = impl
         if query_position not in ('center', 'top_left'):
             raise ValueError(f"query_position must be 'center' or 'top_left', "
                              f'got {query_position!r}')
@@ -92,14 +104,28 @@ class HaloAttention(TokenMixer):
         x = x.view(B, Hp // b, b, Wp // b, b, n, -1)
         return x.permute(0, 1, 3, 5, 2, 4, 6).reshape(B, (Hp // b) * (Wp // b), n, b * b, -1)
 
-    def _windows(self, kv):
+    def resolve_impl(self, device):
+        """The implementation a call on ``device`` runs: ``'triton'``, ``'sdpa'`` or
+        ``'reference'`` (always inside :func:`use_reference_attention`)."""
+        impl = requested_impl('halo', self.impl, IMPLS)
+        if reference_enabled():
+            return 'reference'
+        if impl == AUTO:
+            cuda = device.type == 'cuda' and triton_unavailable_reason(device) is None
+            return 'triton' if cuda else 'sdpa'
+        if impl == 'triton' and triton_unavailable_reason(device) is not None:
+            raise RuntimeError(f"halo: impl='triton' cannot run here: "
+                               f'{triton_unavailable_reason(device)}')
+        return impl
+
+    def _windows(self, kv, reference):
         """``(B, Hp, Wp, n*(dk+dv))`` -> keys ``(B, nBlocks, n, w*w, dk)`` and values."""
         b, w, n = self.block_size, self.window_size, self.num_heads
         before, after = self.pad_before, self.pad_after
         kv = nn.functional.pad(kv, (0, 0, before, after, before, after))
         # one copy into (B, nBlocks, n, w*w, dk+dv): keys/values end with unit stride, as the
         # fused attention kernels require
-        windows = overlapping_windows_reference if reference_enabled() else overlapping_windows
+        windows = overlapping_windows_reference if reference else overlapping_windows
         kv = windows(kv, w, b, n)
         return kv.split([self.dim_qk, self.dim_v], dim=-1)
 
@@ -147,10 +173,18 @@ class HaloAttention(TokenMixer):
         b = self.block_size
         x, _ = pad_to_multiple(x, b)
         Hp, Wp = x.shape[1:3]
-        q = self._blocks(self.q(x))
-        k, v = self._windows(self.kv(x))
-        if reference_enabled():
-            out = attention(q, k, v, self.relative_logits_reference(q, Hp, Wp), self.scale)
+        impl = self.resolve_impl(x.device)
+        q_map, kv_map = self.q(x), self.kv(x)
+        q = self._blocks(q_map)
+        if impl == 'triton':
+            from ...ops.triton.halo_attention import halo_attention
+            out = halo_attention(q_map, kv_map, self.relative_terms(q, Hp, Wp), self.num_heads,
+                                 b, self.pad_before, self.window_size, self.scale)
+            return self.proj(out[:, :H, :W])
+        k, v = self._windows(kv_map, reference=impl == 'reference')
+        if impl == 'reference':
+            out = reference_attention(q, k, v, self.relative_logits_reference(q, Hp, Wp),
+                                      self.scale)
         elif torch.is_grad_enabled():  # training: no (..., b*b, w*w) bias gradient
             out = axis_bias_attention(q, k, v, self.relative_terms(q, Hp, Wp), self.scale)
         else:
