@@ -18,7 +18,7 @@ STAGES = ((64, 4), (128, 8), (256, 16), (512, 32))  # (channels, groups) of U-In
 SETTINGS = (('cls224', 16, (224, 224)), ('det800x1216', 2, (800, 1216)))
 IMPLS = ('compiled', 'pytorch')
 DTYPE_SUFFIX = {torch.bfloat16: '-bf16', torch.float16: '-fp16'}
-DRY_RUN_CASE = dict(case='dry-run', batch=1, size=(5, 6), channels=32, groups=2)
+DRY_RUN_CASE = dict(case='dry-run', batch=1, size=(3, 4), channels=16, groups=2)
 
 
 def benchmark_cases(quick=False):

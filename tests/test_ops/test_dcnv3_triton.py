@@ -1,5 +1,10 @@
 """The Triton DCNv3 kernels (stm_mm.ops.triton.dcnv3) against the PyTorch reference: float64
-under the interpreter without a GPU, float32 / bfloat16 on a GPU; dispatch of impl='triton'."""
+under the interpreter without a GPU, float32 / bfloat16 on a GPU; dispatch of impl='triton';
+the benchmark tool's dry run."""
+import importlib.util
+import json
+import os
+
 import pytest
 import torch
 from torch.testing import assert_close
@@ -10,14 +15,19 @@ from stm_mm.ops.triton import triton_unavailable_reason
 
 from .test_dcnv3_op import make_case
 
-cuda = pytest.mark.cuda(pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a GPU'))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# tiny: the interpreter runs every program instance in numpy
+
+def cuda(test):
+    """A GPU test: marked ``cuda`` (the one kind of skip allowed) and skipped without a GPU."""
+    return pytest.mark.cuda(pytest.mark.skipif(not torch.cuda.is_available(),
+                                               reason='needs a GPU')(test))
+
+# tiny: the interpreter runs every program instance (32 / 16 pixels of one group) in numpy
 CASES = {
-    'outside-map-odd': dict(batch=2, height=5, width=7, group=2, group_channels=4, spread=9),
-    'groups3-cg5-scale': dict(batch=1, height=4, width=3, group=3, group_channels=5,
-                              offset_scale=0.5),
-    'stride-dilation-3x5': dict(batch=1, height=7, width=6, group=2, group_channels=8,
+    'outside-map-odd-groups2': dict(batch=2, height=3, width=3, group=2, group_channels=5,
+                                    spread=9, offset_scale=0.5),
+    'stride-dilation-3x5': dict(batch=1, height=5, width=4, group=1, group_channels=4,
                                 kernel=(3, 5), stride=(2, 1), pad=(1, 2), dilation=(2, 1),
                                 spread=3),
 }
@@ -55,30 +65,25 @@ def triton_plain(*a):
 
 @pytest.mark.parametrize('name', list(CASES))
 def test_softmax_kernels_match_reference_float64(name):
-    """Forward and the gradients of input, offset and the mask logits."""
-    tensors, args = make_case(**CASES[name], dtype=torch.float64)
-    tensors[2] = tensors[2] * 6 - 3  # logits
-    assert_same(triton_softmax, softmax_reference, tensors, args)
-
-
-def test_given_weights_match_reference_float64():
-    """dcnv3(impl='triton') takes the normalised mask as it is (no softmax)."""
-    tensors, args = make_case(**CASES['outside-map-odd'], dtype=torch.float64)
-    assert_same(triton_plain, dcnv3_reference, tensors, args)
-
-
-def test_offset_and_logits_read_in_place_from_one_projection():
-    """Channel slices of one (B, Ho, Wo, 3 * G * P) projection, as the mixer passes them."""
-    (value, offset, logits), args = make_case(1, 4, 5, 2, 4, dtype=torch.float64)
-    projection = torch.cat([offset, logits, torch.randn_like(logits)], -1)
-    offset, logits = projection[..., :offset.shape[-1]], projection[..., offset.shape[-1]:-18]
+    """Forward and the gradients of input, offset and the mask logits; offset and logits are
+    channel slices of one projection, as the mixer passes them (read in place)."""
+    (value, offset, logits), args = make_case(**CASES[name], dtype=torch.float64)
+    projection = torch.cat([offset, logits * 6 - 3], -1)
+    offset, logits = projection.split([offset.shape[-1], logits.shape[-1]], -1)
     assert not offset.is_contiguous() and not logits.is_contiguous()
     assert_same(triton_softmax, softmax_reference, [value, offset, logits], args)
 
 
+def test_given_weights_match_reference_float64():
+    """dcnv3(impl='triton') takes the normalised mask as it is (no softmax)."""
+    tensors, args = make_case(batch=1, height=2, width=3, group=2, group_channels=3, spread=4,
+                              dtype=torch.float64)
+    assert_same(triton_plain, dcnv3_reference, tensors, args)
+
+
 def test_opcheck():
     from stm_mm.ops.triton.dcnv3 import dcnv3_triton
-    (value, offset, logits), args = make_case(1, 3, 4, 2, 4, dtype=torch.float64)
+    (value, offset, logits), args = make_case(1, 2, 2, 1, 2, dtype=torch.float64)
     leaves = [t.requires_grad_() for t in (value, offset, logits)]
     torch.library.opcheck(dcnv3_triton, (*leaves, *args, True))
 
@@ -86,7 +91,7 @@ def test_opcheck():
 def test_mixer_triton_equals_default_float64(monkeypatch):
     monkeypatch.delenv('STM_MM_DCNV3_IMPL', raising=False)
     results = {}
-    x = torch.randn(1, 5, 6, 16, dtype=torch.float64)
+    x = torch.randn(1, 3, 4, 16, dtype=torch.float64)
     for impl in ('triton', None):
         torch.manual_seed(1)
         mixer = DCNv3Mixer(16, 2, impl=impl).double()
@@ -135,6 +140,21 @@ def test_compile_specs_name_every_kernel_parameter():
                                           'dcnv3_bwd_bf16']
     for spec in specs:
         assert list(spec['args']) == spec['kernel'].arg_names
+
+
+def test_benchmark_tool_dry_run_on_cpu(tmp_path):
+    """The tool times the Triton kernels (under the interpreter) beside the reference."""
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_dcnv3', os.path.join(REPO, 'tools', 'analysis_tools', 'benchmark_dcnv3.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    path = tmp_path / 'records.json'
+    tool.main(['--device', 'cpu', '--dry-run', '--impls', 'triton', 'pytorch', '--dtypes',
+               'bfloat16', '--json', str(path)])
+    records = json.loads(path.read_text())
+    assert [(r['case'], r['impl']) for r in records] == [('dry-run-bf16', 'triton'),
+                                                         ('dry-run-bf16', 'pytorch')]
+    assert all(r['fwd_ms'] > 0 and r['fwd_bwd_ms'] > 0 for r in records)
 
 
 @cuda

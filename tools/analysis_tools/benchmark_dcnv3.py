@@ -7,8 +7,8 @@
 Every implementation runs the mixer's call (softmax over the 9 points, then DCNv3) in one
 process, interleaved in each timed round: forward (no grad) and forward+backward, median
 milliseconds over the rounds. Cases: batch 16 at 224x224 (maps 56, 28, 14, 7) and, unless
---quick, batch 2 at 800x1216 (maps 200x304 ... 25x38); --dry-run: one tiny case, one round
-(on the CPU the Triton kernels run under Triton's interpreter, so CI can exercise the tool).
+--quick, batch 2 at 800x1216 (maps 200x304 ... 25x38); --dry-run: one tiny case, one round,
+no warm-up (on the CPU the Triton kernels run under Triton's interpreter, so CI can exercise the tool).
 The table shows the last impl's time over each other impl's (their speed-up over it).
 Defaults: on cuda all three impls in float32 and bfloat16; on cpu compiled and pytorch in
 float32.
@@ -69,7 +69,8 @@ def main(argv=None):
     cases = [DRY_RUN_CASE] if args.dry_run else benchmark_cases(args.quick)
     threads = f', {torch.get_num_threads()} threads' if not cuda else ''
     print(f'DCNv3 on {args.device}{threads}, median of {repeats} interleaved rounds')
-    records = run_benchmark(cases, args.device, impls, repeats=repeats, dtypes=dtypes)
+    records = run_benchmark(cases, args.device, impls, repeats=repeats,
+                            warmup=0 if args.dry_run else 1, dtypes=dtypes)
     print(format_table(records))
     if args.json:
         with open(args.json, 'w') as f:

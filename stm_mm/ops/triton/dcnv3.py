@@ -81,6 +81,13 @@ def _corners(offset_rows, q_in, ho, wo, p, i, j, offset_scale, height, width, ch
 
 
 @triton.jit
+def _neighbour(rows, at, mask, dtype):
+    """The ``(BLOCK_Q, BLOCK_C)`` channel rows at element offsets ``at (BLOCK_Q,)`` from
+    ``rows``, zero where ``mask`` is off, as ``dtype``."""
+    return tl.load(rows + at[:, None], mask=mask, other=0.0).to(dtype)
+
+
+@triton.jit
 def _tile(pid_q, num_queries, height_out, width_out, BLOCK_Q: tl.constexpr,
           BLOCK_C: tl.constexpr, GROUP_CHANNELS: tl.constexpr):
     """This program's output pixels ``q (BLOCK_Q,)`` as ``(b, ho, wo)`` and channels ``c``."""
@@ -120,18 +127,14 @@ def dcnv3_fwd_kernel(input_ptr, offset_ptr, mask_ptr, out_ptr, num_queries, heig
             offset_rows, q_in, ho, wo, p, i, j, offset_scale, height, width, channels,
             STRIDE_H, STRIDE_W, PAD_H, PAD_W, DILATION_H, DILATION_W, FP64)
         rows = image[:, None] + c[None, :]
-        v00 = tl.load(rows + at[:, None], mask=in00[:, None] & c_in[None, :], other=0.0)
-        v01 = tl.load(rows + (at + channels)[:, None], mask=in01[:, None] & c_in[None, :],
-                      other=0.0)
-        v10 = tl.load(rows + (at + width * channels)[:, None],
-                      mask=in10[:, None] & c_in[None, :], other=0.0)
-        v11 = tl.load(rows + (at + (width + 1) * channels)[:, None],
-                      mask=in11[:, None] & c_in[None, :], other=0.0)
+        v00 = _neighbour(rows, at, in00[:, None] & c_in[None, :], acc.dtype)
+        v01 = _neighbour(rows, at + channels, in01[:, None] & c_in[None, :], acc.dtype)
+        v10 = _neighbour(rows, at + width * channels, in10[:, None] & c_in[None, :], acc.dtype)
+        v11 = _neighbour(rows, at + (width + 1) * channels, in11[:, None] & c_in[None, :],
+                         acc.dtype)
         w_top, w_bottom = w * (1 - lh), w * lh
-        acc += ((w_top * (1 - lw))[:, None] * v00.to(acc.dtype) +
-                (w_top * lw)[:, None] * v01.to(acc.dtype) +
-                (w_bottom * (1 - lw))[:, None] * v10.to(acc.dtype) +
-                (w_bottom * lw)[:, None] * v11.to(acc.dtype))
+        acc += ((w_top * (1 - lw))[:, None] * v00 + (w_top * lw)[:, None] * v01 +
+                (w_bottom * (1 - lw))[:, None] * v10 + (w_bottom * lw)[:, None] * v11)
     out = out_ptr + q64[:, None] * channels + g * GROUP_CHANNELS + c[None, :]
     tl.store(out, acc, mask=q_in[:, None] & c_in[None, :])
 
@@ -154,15 +157,14 @@ def dcnv3_bwd_kernel(grad_out_ptr, input_ptr, offset_ptr, mask_ptr, grad_input_p
     q64 = q.to(tl.int64)
     offset_rows = offset_ptr + q64 * offset_row + g * (2 * POINTS)
     mask_rows = mask_ptr + q64 * mask_row + g * POINTS
-    grad_offset_rows = grad_offset_ptr + q64 * (channels // GROUP_CHANNELS * 2 * POINTS) + (
-        g * (2 * POINTS))
+    group = tl.num_programs(1)
+    grad_offset_rows = grad_offset_ptr + (q64 * group + g) * (2 * POINTS)
     image_at = b.to(tl.int64) * height * width * channels + g * GROUP_CHANNELS
     image, grad_image = input_ptr + image_at, grad_input_ptr + image_at
     qc_in = q_in[:, None] & c_in[None, :]
     go = tl.load(grad_out_ptr + q64[:, None] * channels + g * GROUP_CHANNELS + c[None, :],
                  mask=qc_in, other=0.0)
     go = go.to(tl.float64) if FP64 else go.to(tl.float32)
-    logits = tl.zeros([BLOCK_Q, BLOCK_P], dtype=go.dtype)
     row_max, inv_sum = 0.0, 0.0
     if SOFTMAX:
         logits, row_max, inv_sum = _softmax_stats(mask_rows, q_in, POINTS, BLOCK_P, FP64)
@@ -180,14 +182,10 @@ def dcnv3_bwd_kernel(grad_out_ptr, input_ptr, offset_ptr, mask_ptr, grad_input_p
         at11 = at10 + channels
         m00, m01 = in00[:, None] & c_in[None, :], in01[:, None] & c_in[None, :]
         m10, m11 = in10[:, None] & c_in[None, :], in11[:, None] & c_in[None, :]
-        # sum over the channels of grad_out * each neighbour's value
-        r00 = tl.sum(go * tl.load(rows + at[:, None], mask=m00, other=0.0).to(go.dtype), 1)
-        r01 = tl.sum(go * tl.load(rows + at01[:, None], mask=m01, other=0.0).to(go.dtype),
-                     1)
-        r10 = tl.sum(go * tl.load(rows + at10[:, None], mask=m10, other=0.0).to(go.dtype),
-                     1)
-        r11 = tl.sum(go * tl.load(rows + at11[:, None], mask=m11, other=0.0).to(go.dtype),
-                     1)
+        r00 = tl.sum(go * _neighbour(rows, at, m00, go.dtype), 1)  # sum_c grad_out * value
+        r01 = tl.sum(go * _neighbour(rows, at01, m01, go.dtype), 1)
+        r10 = tl.sum(go * _neighbour(rows, at10, m10, go.dtype), 1)
+        r11 = tl.sum(go * _neighbour(rows, at11, m11, go.dtype), 1)
         top, bottom = (1 - lh) * ((1 - lw) * r00 + lw * r01), lh * ((1 - lw) * r10 + lw * r11)
         grad_w = tl.where(point[None, :] == p, (top + bottom)[:, None], grad_w)
         grad_x = w * ((1 - lh) * (r01 - r00) + lh * (r11 - r10)) * offset_scale
@@ -206,8 +204,7 @@ def dcnv3_bwd_kernel(grad_out_ptr, input_ptr, offset_ptr, mask_ptr, grad_input_p
     if SOFTMAX:  # d logit_p = w_p * (d w_p - sum_p' w_p' d w_p')
         weights = tl.exp(logits - row_max[:, None]) * inv_sum[:, None]
         grad_w = weights * (grad_w - tl.sum(weights * grad_w, 1)[:, None])
-    grad_mask = grad_mask_ptr + q64[:, None] * (channels // GROUP_CHANNELS * POINTS) + (
-        g * POINTS + point[None, :])
+    grad_mask = grad_mask_ptr + (q64 * group + g)[:, None] * POINTS + point[None, :]
     tl.store(grad_mask, grad_w, mask=q_in[:, None] & (point < POINTS)[None, :])
 
 
@@ -346,18 +343,14 @@ def compile_specs():
     check: ``name``, ``kernel``, ``args`` (every parameter: a signature type or a constexpr
     value), ``num_warps``, ``num_stages``."""
     specs = []
+    sizes = dict(num_queries='i32', height='i32', width='i32', height_out='i32', width_out='i32',
+                 channels='i32', offset_row='i32', mask_row='i32', offset_scale='fp32')
     for dtype, ty in ((torch.float32, '*fp32'), (torch.bfloat16, '*bf16')):
-        constexprs = _launch_config(4, 16, 3, 3, 1, 1, 1, 1, 1, 1, True, dtype)
-        sizes = dict(num_queries='i32', height='i32', width='i32', height_out='i32',
-                     width_out='i32', channels='i32', offset_row='i32', mask_row='i32',
-                     offset_scale='fp32')
-        specs.append(dict(
-            name=f'dcnv3_fwd_{ty[1:]}', kernel=dcnv3_fwd_kernel,
-            args=dict(input_ptr=ty, offset_ptr=ty, mask_ptr=ty, out_ptr=ty, **sizes,
-                      **constexprs, BLOCK_Q=FWD_BLOCK_Q), num_warps=NUM_WARPS, num_stages=2))
-        specs.append(dict(
-            name=f'dcnv3_bwd_{ty[1:]}', kernel=dcnv3_bwd_kernel,
-            args=dict(grad_out_ptr=ty, input_ptr=ty, offset_ptr=ty, mask_ptr=ty,
-                      grad_input_ptr='*fp32', grad_offset_ptr=ty, grad_mask_ptr=ty, **sizes,
-                      **constexprs, BLOCK_Q=BWD_BLOCK_Q), num_warps=NUM_WARPS, num_stages=2))
+        values = dict(sizes, **_launch_config(4, 16, 3, 3, 1, 1, 1, 1, 1, 1, True, dtype))
+        for name, kernel, block_q in (('fwd', dcnv3_fwd_kernel, FWD_BLOCK_Q),
+                                      ('bwd', dcnv3_bwd_kernel, BWD_BLOCK_Q)):
+            values.update(BLOCK_Q=block_q, grad_input_ptr='*fp32')
+            args = {arg: values.get(arg, ty) for arg in kernel.arg_names}  # the rest: tensors
+            specs.append(dict(name=f'dcnv3_{name}_{ty[1:]}', kernel=kernel, args=args,
+                              num_warps=NUM_WARPS, num_stages=2))
     return specs
