@@ -103,7 +103,8 @@ def dcnv3(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pa
         Triton kernels sum in float32 (float64 for float64).
     Raises:
         RuntimeError: ``impl='compiled'`` / ``'triton'`` when that op cannot run these tensors,
-            or shapes that do not fit together (from the op's checks).
+            or shapes that do not fit together (the compiled op's checks; the Triton op raises
+            ValueError).
     """
     args = (kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group,
             group_channels, offset_scale)

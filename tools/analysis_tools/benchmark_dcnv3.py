@@ -8,8 +8,8 @@ Every implementation runs the mixer's call (softmax over the 9 points, then DCNv
 process, interleaved in each timed round: forward (no grad) and forward+backward, median
 milliseconds over the rounds. Cases: batch 16 at 224x224 (maps 56, 28, 14, 7) and, unless
 --quick, batch 2 at 800x1216 (maps 200x304 ... 25x38); --dry-run: one tiny case, one round,
-no warm-up (on the CPU the Triton kernels run under Triton's interpreter, so CI can exercise the tool).
-The table shows the last impl's time over each other impl's (their speed-up over it).
+no warm-up (on the CPU the Triton kernels run under Triton's interpreter, so that CI can
+exercise the tool). The table shows the last impl's time over each other impl's (their speed-up over it).
 Defaults: on cuda all three impls in float32 and bfloat16; on cpu compiled and pytorch in
 float32.
 """
