@@ -163,10 +163,10 @@ def test_cuda_matches_reference(dtype):
     tensors, args = make_case(2, 9, 8, 4, 16, spread=4, device='cuda')
     tensors[2] = tensors[2] * 6 - 3
     grad_output = torch.randn(2, 9, 8, 64, device='cuda')
-    results = outputs_and_grads(triton_softmax, [t.to(dtype) for t in tensors], args,
-                                grad_output.to(dtype))
+    tensors, grad_output = [t.to(dtype) for t in tensors], grad_output.to(dtype)
+    results = outputs_and_grads(triton_softmax, tensors, args, grad_output)
     expected = outputs_and_grads(softmax_reference, [t.double() for t in tensors], args,
-                                 grad_output.double())
+                                 grad_output.double())  # the same (rounded) inputs
     tol = {torch.float32: dict(rtol=1e-4, atol=1e-4), torch.bfloat16: dict(rtol=2e-2, atol=5e-2),
            torch.float64: dict(rtol=1e-10, atol=1e-10)}[dtype]
     for got, want in zip(results, expected):
