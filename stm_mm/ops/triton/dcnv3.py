@@ -341,7 +341,9 @@ def compile_specs():
     """The GPU launch configurations at U-InternImage-tiny's shapes (Cg = 16, 3x3 kernel,
     stride 1, padding 1; softmax on), fp32 and bf16, as dicts for a cubin / ``ptxas -v``
     check: ``name``, ``kernel``, ``args`` (every parameter: a signature type or a constexpr
-    value), ``num_warps``, ``num_stages``."""
+    value), ``num_warps``, ``num_stages``. Without the divisibility-by-16 specialisation that
+    Triton adds at run time (16-byte aligned tensors, ``C % 16 == 0``) the channel rows cannot
+    be vectorised, so these are an upper bound on registers (96 here, about 50 at run time)."""
     specs = []
     sizes = dict(num_queries='i32', height='i32', width='i32', height_out='i32', width_out='i32',
                  channels='i32', offset_row='i32', mask_row='i32', offset_scale='fp32')
