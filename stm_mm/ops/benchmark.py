@@ -1,4 +1,5 @@
-"""Timing of the DCNv3 core: compiled kernels against the PyTorch reference, in one process.
+"""Timing of the DCNv3 core's implementations (Triton, compiled, PyTorch) side by side, in one
+process.
 
 The cases are the DCNv3 calls of U-InternImage-tiny's four stages (channels 64/128/256/512,
 groups 4/8/16/32, 16 channels per group, 3x3 kernel, stride 1, padding 1, 9 points) for
@@ -11,11 +12,13 @@ import time
 
 import torch
 
-from .dcnv3 import dcnv3
+from .dcnv3 import dcnv3_softmax
 
 STAGES = ((64, 4), (128, 8), (256, 16), (512, 32))  # (channels, groups) of U-InternImage-tiny
 SETTINGS = (('cls224', 16, (224, 224)), ('det800x1216', 2, (800, 1216)))
 IMPLS = ('compiled', 'pytorch')
+DTYPE_SUFFIX = {torch.bfloat16: '-bf16', torch.float16: '-fp16'}
+DRY_RUN_CASE = dict(case='dry-run', batch=1, size=(3, 4), channels=16, groups=2)
 
 
 def benchmark_cases(quick=False):
@@ -32,76 +35,92 @@ def benchmark_cases(quick=False):
 
 
 def make_inputs(case, device, dtype=torch.float32, seed=0):
-    """Random ``input (B, H, W, C)``, ``offset (B, H, W, G * 18)`` and softmaxed
-    ``mask (B, H, W, G * 9)`` for a case, as the DCNv3 mixer produces them."""
+    """Random ``input (B, H, W, C)``, ``offset (B, H, W, G * 18)`` and modulation
+    ``logits (B, H, W, G * 9)`` for a case, as the DCNv3 mixer produces them."""
     gen = torch.Generator().manual_seed(seed)
     batch, (height, width), channels, groups = (case['batch'], case['size'], case['channels'],
                                                 case['groups'])
     value = torch.randn(batch, height, width, channels, generator=gen)
     offset = torch.randn(batch, height, width, groups * 18, generator=gen)
-    mask = torch.randn(batch, height, width, groups, 9, generator=gen).softmax(-1)
-    return [t.to(device=device, dtype=dtype) for t in (value, offset, mask.flatten(3))]
+    logits = torch.randn(batch, height, width, groups * 9, generator=gen)
+    return [t.to(device=device, dtype=dtype) for t in (value, offset, logits)]
 
 
-def _median_ms(fn, device, repeats, warmup):
-    times = []
-    for step in range(warmup + repeats):
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
-        if step >= warmup:
-            times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+def _elapsed_ms(fn, device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    fn()
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) * 1e3
 
 
-def time_case(case, impl, device, repeats=5, warmup=1, dtype=torch.float32):
-    """Median milliseconds ``(forward, forward + backward)`` of one case with ``impl``
-    (``'compiled'`` or ``'pytorch'``) on ``device``."""
-    device = torch.device(device)
-    value, offset, mask = make_inputs(case, device, dtype)
+def case_runs(case, impl, device, dtype=torch.float32):
+    """``(forward, forward_backward)`` closures running :func:`dcnv3_softmax` (the mixer's
+    call: softmax over the points, then DCNv3) on one case with ``impl``."""
+    value, offset, logits = make_inputs(case, device, dtype)
     groups = case['groups']
     args = (3, 3, 1, 1, 1, 1, 1, 1, groups, case['channels'] // groups, 1.0)
-    leaves = [t.detach().requires_grad_() for t in (value, offset, mask)]
+    leaves = [t.detach().requires_grad_() for t in (value, offset, logits)]
     grad_out = torch.randn_like(value)
 
     def forward():
         with torch.no_grad():
-            dcnv3(value, offset, mask, *args, impl=impl)
+            dcnv3_softmax(value, offset, logits, *args, impl=impl)
 
     def forward_backward():
-        dcnv3(*leaves, *args, impl=impl).backward(grad_out)
+        dcnv3_softmax(*leaves, *args, impl=impl).backward(grad_out)
 
-    return (_median_ms(forward, device, repeats, warmup),
-            _median_ms(forward_backward, device, repeats, warmup))
+    return forward, forward_backward
 
 
-def run_benchmark(cases, device, impls=IMPLS, repeats=5, warmup=1):
-    """Time every case with every impl; returns records with keys ``case``, ``impl``,
-    ``device``, ``fwd_ms`` and ``fwd_bwd_ms``."""
+def run_benchmark(cases, device, impls=IMPLS, repeats=5, warmup=1, dtypes=(torch.float32, )):
+    """Time every case and dtype with every impl, the impls interleaved in each of the
+    ``repeats`` rounds (so that clock and load drift hits them alike). Returns records with keys
+    ``case`` (suffixed ``-bf16`` / ``-fp16`` for those dtypes), ``impl``, ``device``, ``fwd_ms``
+    and ``fwd_bwd_ms`` (medians)."""
+    device = torch.device(device)
     records = []
     for case in cases:
-        for impl in impls:
-            fwd, fwd_bwd = time_case(case, impl, device, repeats, warmup)
-            records.append(dict(case=case['case'], impl=impl, device=str(device),
-                                fwd_ms=round(fwd, 3), fwd_bwd_ms=round(fwd_bwd, 3)))
+        for dtype in dtypes:
+            runs = {impl: case_runs(case, impl, device, dtype) for impl in impls}
+            times = {impl: ([], []) for impl in impls}
+            for step in range(warmup + repeats):
+                for impl, fns in runs.items():
+                    for fn, samples in zip(fns, times[impl]):
+                        elapsed = _elapsed_ms(fn, device)
+                        if step >= warmup:
+                            samples.append(elapsed)
+            name = case['case'] + DTYPE_SUFFIX.get(dtype, '')
+            for impl, (fwd, fwd_bwd) in times.items():
+                records.append(dict(case=name, impl=impl, device=str(device),
+                                    fwd_ms=round(statistics.median(fwd), 3),
+                                    fwd_bwd_ms=round(statistics.median(fwd_bwd), 3)))
     return records
 
 
 def format_table(records):
-    """Side-by-side table (one row per case) with the reference / compiled time ratios."""
+    """Side-by-side table (one row per case): each impl's forward and forward+backward time, and
+    the last impl's time over each other impl's (its speed-up over the last one)."""
     by_case = {}
     for rec in records:
         by_case.setdefault(rec['case'], {})[rec['impl']] = rec
-    header = (f'{"case":<22}{"compiled fwd":>14}{"pytorch fwd":>13}{"ratio":>8}'
-              f'{"compiled f+b":>14}{"pytorch f+b":>13}{"ratio":>8}')
+    impls = list(next(iter(by_case.values()))) if by_case else []
+    base = impls[-1] if impls else None
+    columns = []
+    for key, label in (('fwd_ms', 'fwd'), ('fwd_bwd_ms', 'f+b')):
+        columns += [(key, impl, f'{impl} {label}') for impl in impls]
+        columns += [(key, impl, f'{base}/{impl}') for impl in impls[:-1]]
+    widths = [max(len(title) + 2, 12) for _, _, title in columns]
+    header = f'{"case":<24}' + ''.join(f'{title:>{w}}' for (_, _, title), w in zip(columns, widths))
     lines = [header, '-' * len(header)]
     for case, recs in by_case.items():
-        comp, ref = recs['compiled'], recs['pytorch']
-        lines.append(f'{case:<22}{comp["fwd_ms"]:>11.2f} ms{ref["fwd_ms"]:>10.2f} ms'
-                     f'{ref["fwd_ms"] / comp["fwd_ms"]:>7.1f}x'
-                     f'{comp["fwd_bwd_ms"]:>11.2f} ms{ref["fwd_bwd_ms"]:>10.2f} ms'
-                     f'{ref["fwd_bwd_ms"] / comp["fwd_bwd_ms"]:>7.1f}x')
+        cells = []
+        for (key, impl, title), w in zip(columns, widths):
+            if title.startswith(f'{base}/'):
+                cells.append(f'{recs[base][key] / recs[impl][key]:>{w - 1}.1f}x')
+            else:
+                cells.append(f'{recs[impl][key]:>{w - 3}.2f} ms')
+        lines.append(f'{case:<24}' + ''.join(cells))
     return '\n'.join(lines)

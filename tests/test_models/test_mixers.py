@@ -120,3 +120,15 @@ def test_dcnv3_mixer_zero_offsets_is_softmax_weighted_3x3():
     avg = torch.nn.functional.avg_pool2d(v, 3, 1, 1, count_include_pad=True)
     expected = m.output_proj(avg.permute(0, 2, 3, 1))
     assert_close(m(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_dcnv3_mixer_one_gemm_equals_its_two_projections():
+    """The offset and modulation projections run as one GEMM; the result is that of the
+    authors' two Linears (offsets, then softmax over the points of the logits)."""
+    m = _randomise(DCNv3Mixer(8, 2, impl='pytorch')).double()
+    x = torch.randn(2, 5, 6, 8, dtype=torch.float64)
+    f = m.offset_act(m.offset_norm(m.offset_dwconv(x)))
+    mask = m.attention_weights(f).view(2, 5, 6, 2, 9).softmax(-1).view(2, 5, 6, 18)
+    out = dcnv3_reference(m.value_proj(x), m.sampling_offsets(f), mask, 3, 3, 1, 1, 1, 1, 1, 1,
+                          2, 4, 1.0)
+    assert_close(m(x), m.output_proj(out))
