@@ -25,20 +25,20 @@ def _forward_and_grads(m, x, grad_out):
     return out, torch.autograd.grad(out, [x, *m.parameters()], grad_out)
 
 
-@pytest.mark.parametrize('size,window,block_index,single,shift', [
-    ((6, 6), 3, 1, False, 1),  # 2 x 2 windows, shifted
-    ((5, 7), 3, 1, False, 1),  # padded to 6 x 9, shifted
-    ((5, 7), 3, 0, False, 0),  # padded, regular windows
-    ((2, 3), 3, 1, False, 0),  # smaller than one window: no shift ...
-    ((2, 3), 3, 1, True, 1),  # ... unless shift_single_window
-    ((9, 8), 7, 1, False, 3),  # U-Swin's window (49 tokens in a 64-token tile), padded
+@pytest.mark.parametrize('batch,size,window,block_index,single,shift', [
+    (1, (6, 6), 3, 1, False, 1),  # 2 x 2 windows, shifted
+    (2, (5, 7), 3, 1, False, 1),  # padded to 6 x 9, shifted
+    (1, (5, 7), 3, 0, False, 0),  # padded, regular windows
+    (1, (2, 3), 3, 1, False, 0),  # smaller than one window: no shift ...
+    (1, (2, 3), 3, 1, True, 1),  # ... unless shift_single_window
+    (1, (9, 8), 7, 1, False, 3),  # U-Swin's window (49 tokens in a 64-token tile), padded
 ])
-def test_triton_equals_reference(size, window, block_index, single, shift):
-    """Forward and every gradient (input, qkv, table, proj) in float64, batch 2, 2 heads."""
+def test_triton_equals_reference(batch, size, window, block_index, single, shift):
+    """Forward and every gradient (input, qkv, table, proj) in float64, 2 heads."""
     kwargs = dict(window_size=window, block_index=block_index, shift_single_window=single)
     fused, reference = _mixer('triton', **kwargs), _mixer('reference', **kwargs)
     assert fused.shift_for(*size) == shift
-    x, grad_out = torch.randn(2, 2, *size, 8, dtype=torch.float64)
+    x, grad_out = torch.randn(2, batch, *size, 8, dtype=torch.float64)
     out, grads = _forward_and_grads(fused, x, grad_out)
     expected, expected_grads = _forward_and_grads(reference, x, grad_out)
     assert_close(out, expected)
@@ -48,23 +48,27 @@ def test_triton_equals_reference(size, window, block_index, single, shift):
 
 def test_opcheck():
     from stm_mm.ops.triton.window_attention import window_attention
-    qkv = torch.randn(2, 6, 3, 3 * 2 * 4, dtype=torch.float64, requires_grad=True)
-    table = torch.randn(25, 2, dtype=torch.float64, requires_grad=True)
-    torch.library.opcheck(window_attention, (qkv, table, 2, 3, 1, 0.5))
+    qkv = torch.randn(1, 3, 3, 3 * 4, dtype=torch.float64, requires_grad=True)
+    table = torch.randn(25, 1, dtype=torch.float64, requires_grad=True)
+    torch.library.opcheck(window_attention, (qkv, table, 1, 3, 1, 0.5))
 
 
-def test_backbone_impl_triton_equals_default():
-    """``stm_cfg=dict(impl='triton')`` reaches every block; float32, shifted blocks, padding."""
-    torch.manual_seed(0)
-    arch = dict(base='micro', depths=(1, 2, 1, 2))
-    default = UnifiedBackbone('swin', arch, stm_cfg=dict(shift_single_window=True)).eval()
-    fused = UnifiedBackbone('swin', arch, stm_cfg=dict(shift_single_window=True, impl='triton'))
-    fused.load_state_dict(default.state_dict())
-    assert all(m.impl == 'triton' for m in fused.modules() if isinstance(m, ShiftedWindowAttention))
-    x = torch.randn(1, 3, 36, 28)
-    with torch.no_grad():
-        for expected, out in zip(default(x), fused.eval()(x)):
-            assert_close(out, expected, rtol=1e-4, atol=1e-4)
+def test_triton_equals_sdpa_float32():
+    """The fused kernels against the default CPU path (sdpa), forward and backward."""
+    fused, sdpa = (_mixer(impl, 16, 2, window_size=3, block_index=1).float()
+                   for impl in ('triton', None))
+    x, grad_out = torch.randn(2, 1, 4, 5, 16)
+    for out, expected in zip(_forward_and_grads(fused, x, grad_out),
+                             _forward_and_grads(sdpa, x, grad_out)):
+        assert_close(out, expected, rtol=1e-4, atol=1e-4)  # float32 sums in another order
+
+
+def test_backbone_stm_cfg_reaches_every_block():
+    model = UnifiedBackbone('swin', dict(base='micro', depths=(1, 2, 1, 2)),
+                            stm_cfg=dict(impl='triton'))
+    mixers = [m for m in model.modules() if isinstance(m, ShiftedWindowAttention)]
+    assert len(mixers) == 6 and all(m.impl == 'triton' for m in mixers)
+    assert not any('impl' in name for name in model.state_dict())
 
 
 def test_impl_switch(monkeypatch):
@@ -83,13 +87,16 @@ def test_impl_switch(monkeypatch):
 
 def test_compile_traces_the_op():
     """Dynamo traces the mixer with the custom ops in one graph, backward included."""
-    m = _mixer('triton', window_size=3, block_index=1)
-    x = torch.randn(1, 5, 4, 8, dtype=torch.float64, requires_grad=True)
-    compiled = torch.compile(m, fullgraph=True, backend='aot_eager')
-    out = compiled(x)
+    m = _mixer('triton', heads=1, window_size=3, block_index=1)
+    x = torch.randn(1, 3, 5, 8, dtype=torch.float64, requires_grad=True)
+    out = torch.compile(m, fullgraph=True, backend='aot_eager')(x)
     out.sum().backward()
-    expected = _mixer('reference', window_size=3, block_index=1)(x)
+    x_grad = x.grad
+    x.grad = None
+    expected = _mixer('reference', heads=1, window_size=3, block_index=1)(x)
+    expected.sum().backward()
     assert_close(out, expected)
+    assert_close(x_grad, x.grad)
 
 
 def test_compile_specs_name_every_parameter():
