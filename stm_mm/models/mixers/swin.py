@@ -82,7 +82,8 @@ class ShiftedWindowAttention(TokenMixer):
         if impl == 'auto':
             return 'triton' if device.type == 'cuda' and reason is None else 'sdpa'
         if reason is not None:
-            raise RuntimeError(f"swin: impl='triton' cannot run: {reason}; use impl='sdpa'")
+            raise RuntimeError(f"swin: impl='triton' cannot run: {reason}; use impl='sdpa' "
+                               f"(stm_cfg or $STM_MM_SWIN_IMPL)")
         return impl
 
     def forward(self, x):
