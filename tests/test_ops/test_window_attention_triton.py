@@ -53,6 +53,14 @@ def test_opcheck():
     torch.library.opcheck(window_attention, (qkv, table, 1, 3, 1, 0.5))
 
 
+def test_bad_input_errors():
+    from stm_mm.ops.triton.window_attention import window_attention
+    with pytest.raises(ValueError, match='multiples of the window 3'):
+        window_attention(torch.randn(1, 4, 3, 12), torch.randn(25, 1), 1, 3, 0, 0.5)
+    with pytest.raises(ValueError, match=r'the table must be'):
+        window_attention(torch.randn(1, 3, 3, 12), torch.randn(9, 1), 1, 3, 0, 0.5)
+
+
 def test_triton_equals_sdpa_float32():
     """The fused kernels against the default CPU path (sdpa), forward and backward."""
     fused, sdpa = (_mixer(impl, 16, 2, window_size=3, block_index=1).float()

@@ -25,7 +25,7 @@ from ...models.utils.windows import cache_per_size, relative_position_index
 
 NUM_WARPS = 8  # 4 spills registers in the fp32 kernels (ptxas -v, sm_80/sm_90)
 NUM_STAGES = 1  # 2 pipelines the backward's window loop at the cost of spills
-BACKWARD_PROGRAMS_PER_SM = 4  # backward programs per head-group: enough to fill every SM
+BACKWARD_PROGRAMS_PER_SM = 4  # backward programs per SM, all heads together
 
 
 @triton.jit
@@ -244,7 +244,8 @@ def window_attention_backward(grad_out: torch.Tensor, qkv: torch.Tensor, table: 
     partial = qkv.new_empty(programs, heads, block_t, block_t, dtype=accumulate)
     _window_attention_bwd[(programs, heads)](
         qkv, table, grad_out, grad_qkv, partial, num_windows, Hp, Wp, shift, scale, heads,
-        C3 // 3 // heads, window, block_t, block_d, _tf32(), num_warps=NUM_WARPS, num_stages=NUM_STAGES)
+        C3 // 3 // heads, window, block_t, block_d, _tf32(), num_warps=NUM_WARPS,
+        num_stages=NUM_STAGES)
     T = window * window
     ds = partial.sum(0)[:, :T, :T].reshape(heads, T * T)  # dS summed over images and windows
     grad_table = torch.zeros(table.shape, dtype=accumulate, device=table.device)
