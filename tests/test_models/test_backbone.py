@@ -160,7 +160,7 @@ def test_custom_arch_dict():
     (dict(stm='halo', arch=dict(depth=(1, 1, 1, 1))), r"Unknown arch key\(s\) \['depth'\]"),
     (dict(stm='swin', stm_cfg=dict(window=7)),
      r"stm_cfg key\(s\) \['window'\] are not options of ShiftedWindowAttention; valid options: "
-     r"\['window_size', 'shift_single_window'\]"),
+     r"\['window_size', 'shift_single_window', 'impl'\]"),
     (dict(stm='halo', norm_placement='after'), 'norm_placement must be one of'),
     (dict(stm='swin', arch=dict(depths=(1, 1, 1, 1), dims=(8, 16, 32, 64))),
      r"stm 'swin' needs num_heads \(4 entries, one per stage\) in arch"),

@@ -2,12 +2,16 @@
 import torch
 import torch.nn as nn
 
+from ...ops.impl_switch import requested_impl
+from ...ops.triton import triton_unavailable_reason
 from ...registry import TOKEN_MIXERS
 from ..utils import (attention, pad_to_multiple, relative_position_index, swin_shift_mask,
                      window_merge, window_partition)
-from ..utils.attention import reference_enabled
+from ..utils.attention import reference_attention, reference_enabled
 from ..utils.windows import shifted_window_order
 from .base import TokenMixer
+
+IMPLS = ('triton', 'sdpa', 'reference')
 
 
 @TOKEN_MIXERS.register_module('swin')
@@ -25,13 +29,22 @@ class ShiftedWindowAttention(TokenMixer):
         shift_single_window: whether a shifted block still shifts when the whole map fits in one
             window. False reproduces the authors' classification model (a 7x7 stage never shifts);
             True their detection backbone (odd blocks shift in every stage).
+        impl: ``'triton'`` (one fused kernel reading the qkv map at the rolled positions, bias and
+            mask from index arithmetic: :mod:`stm_mm.ops.triton.window_attention`), ``'sdpa'``
+            (roll + partition as one gather, PyTorch's fused attention), ``'reference'`` (roll,
+            partition, step-by-step attention: what :func:`use_reference_attention` selects), or
+            ``'auto'``/None (``$STM_MM_SWIN_IMPL``, else Triton on CUDA when available, else
+            sdpa); resolved per call from the input's device.
     Shapes: ``(B, H, W, C)`` -> ``(B, H, W, C)``.
     """
     block_norm_eps = 1e-6
 
     def __init__(self, dim, num_heads, stage_index=0, block_index=0, window_size=7,
-                 shift_single_window=False):
+                 shift_single_window=False, impl=None):
         super().__init__()
+        if impl is not None:
+            requested_impl('swin', impl, IMPLS)  # a bad value fails here, not at the first call
+        self.impl = impl
         self.num_heads = num_heads
         self.window_size = window_size
         self.shift_size = window_size // 2 if block_index % 2 == 1 else 0
@@ -60,13 +73,32 @@ class ShiftedWindowAttention(TokenMixer):
         bias = self.relative_position_bias_table[self.relative_position_index]
         return bias.permute(2, 0, 1)
 
+    def resolve_impl(self, device):
+        """The implementation this block runs on ``device`` (see ``impl``)."""
+        if reference_enabled():
+            return 'reference'
+        impl = requested_impl('swin', self.impl, IMPLS)
+        reason = triton_unavailable_reason(device) if impl in ('triton', 'auto') else None
+        if impl == 'auto':
+            return 'triton' if device.type == 'cuda' and reason is None else 'sdpa'
+        if reason is not None:
+            raise RuntimeError(f"swin: impl='triton' cannot run: {reason}; use impl='sdpa' "
+                               f"(stm_cfg or $STM_MM_SWIN_IMPL)")
+        return impl
+
     def forward(self, x):
+        impl = self.resolve_impl(x.device)
         B, H, W, C = x.shape
         M, n = self.window_size, self.num_heads
         shift = self.shift_for(H, W)
         x, _ = pad_to_multiple(x, M)
         Hp, Wp = x.shape[1:3]
-        gather = shift and not reference_enabled()
+        if impl == 'triton':  # qkv on the padded map; the kernel rolls and partitions by indexing
+            from ...ops.triton.window_attention import window_attention
+            out = window_attention(self.qkv(x), self.relative_position_bias_table, n, M, shift,
+                                   self.scale)
+            return self.proj(out[:, :H, :W])
+        gather = shift and impl == 'sdpa'
         if gather:  # roll + partition as one gather
             order, inverse = shifted_window_order(Hp, Wp, M, shift, x.device)
             windows = x.reshape(B, Hp * Wp, C).index_select(1, order).view(B, -1, M * M, C)
@@ -80,7 +112,8 @@ class ShiftedWindowAttention(TokenMixer):
         bias = self.position_bias()
         if shift:
             bias = bias + swin_shift_mask(Hp, Wp, M, shift, x.device)[:, None]
-        out = attention(q, k, v, bias, self.scale)
+        attend = attention if impl == 'sdpa' else reference_attention
+        out = attend(q, k, v, bias, self.scale)
         out = self.proj(out.transpose(2, 3).reshape(B, nW, M * M, C))
         if gather:
             x = out.reshape(B, Hp * Wp, C).index_select(1, inverse).view(B, Hp, Wp, C)
