@@ -56,10 +56,41 @@ def _elapsed_ms(fn, device):
     return (time.perf_counter() - start) * 1e3
 
 
+def authors_msda_runs(value, offset, logits):
+    """``(forward, forward_backward)`` of the authors' MSDA CUDA kernel sampling the same points
+    (:mod:`stm_mm.ops.authors_msda`; float16 for bfloat16, which it lacks). Only the kernel is
+    timed: the sampling locations and the softmax are prepared once, outside the timing."""
+    from .authors_msda import load_authors_msda, msda_inputs
+    ext = load_authors_msda()
+    if value.dtype == torch.bfloat16:
+        value, offset, logits = (t.half() for t in (value, offset, logits))
+    groups = logits.shape[-1] // 9
+    mask = logits.unflatten(-1, (groups, 9)).softmax(-1).flatten(-2)
+    inputs = msda_inputs(value, offset, mask)
+    step = 64  # the im2col step of the authors' DCNv3 module
+    grads = [torch.zeros_like(inputs[i]) for i in (0, 3, 4)]
+    grad_out = torch.randn(value.shape[0], inputs[3].shape[1], value.shape[-1],
+                           device=value.device, dtype=value.dtype)
+
+    def forward():
+        ext.forward(*inputs, step)
+
+    def forward_backward():
+        ext.forward(*inputs, step)
+        for grad in grads:
+            grad.zero_()
+        ext.backward(*inputs, grad_out, *grads, step)
+
+    return forward, forward_backward
+
+
 def case_runs(case, impl, device, dtype=torch.float32):
     """``(forward, forward_backward)`` closures running :func:`dcnv3_softmax` (the mixer's
-    call: softmax over the points, then DCNv3) on one case with ``impl``."""
+    call: softmax over the points, then DCNv3) on one case with ``impl``, or the authors' MSDA
+    kernel for ``impl='authors_msda'`` (CUDA only)."""
     value, offset, logits = make_inputs(case, device, dtype)
+    if impl == 'authors_msda':
+        return authors_msda_runs(value, offset, logits)
     groups = case['groups']
     args = (3, 3, 1, 1, 1, 1, 1, 1, groups, case['channels'] // groups, 1.0)
     leaves = [t.detach().requires_grad_() for t in (value, offset, logits)]

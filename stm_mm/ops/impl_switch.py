@@ -25,3 +25,22 @@ def requested_impl(op, impl, choices):
         source = 'impl' if impl is not None else env
         raise ValueError(f'{op}: {source} must be one of {valid}, got {choice!r}')
     return choice
+
+
+def resolve_triton_impl(op, impl, choices, device, portable):
+    """The implementation of ``op`` a call on ``device`` runs, for ops with a Triton kernel.
+
+    ``'auto'`` is ``'triton'`` on a CUDA device where Triton can run, else ``portable``; an
+    explicit ``'triton'`` that cannot run on ``device`` raises RuntimeError saying why.
+    """
+    from .triton import triton_unavailable_reason
+    choice = requested_impl(op, impl, choices)
+    if choice not in (AUTO, 'triton'):
+        return choice
+    reason = triton_unavailable_reason(device)
+    if choice == AUTO:
+        return 'triton' if device.type == 'cuda' and reason is None else portable
+    if reason is not None:
+        raise RuntimeError(f"{op}: impl='triton' cannot run here: {reason}; fix: use "
+                           f"impl='{portable}' (stm_cfg or ${impl_env_var(op)})")
+    return choice

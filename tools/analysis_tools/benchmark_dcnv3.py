@@ -1,6 +1,6 @@
 """Time DCNv3's implementations side by side at U-InternImage-tiny's stage shapes.
 
-    python tools/analysis_tools/benchmark_dcnv3.py [--impls triton compiled pytorch]
+    python tools/analysis_tools/benchmark_dcnv3.py [--impls triton compiled pytorch authors_msda]
         [--dtypes float32 bfloat16] [--quick] [--dry-run] [--device cpu|cuda] [--threads N]
         [--repeats N] [--json out.json]
 
@@ -10,8 +10,10 @@ milliseconds over the rounds. Cases: batch 16 at 224x224 (maps 56, 28, 14, 7) an
 --quick, batch 2 at 800x1216 (maps 200x304 ... 25x38); --dry-run: one tiny case, one round,
 no warm-up (on the CPU the Triton kernels run under Triton's interpreter, so that CI can
 exercise the tool). The table shows the last impl's time over each other impl's (their speed-up over it).
-Defaults: on cuda all three impls in float32 and bfloat16; on cpu compiled and pytorch in
-float32.
+Defaults: on cuda triton, compiled and pytorch in float32 and bfloat16; on cpu compiled and
+pytorch in float32. ``authors_msda`` (CUDA only) is the authors' kernel family: mmcv's
+multi-scale deformable attention CUDA source built alone (nvcc needed), sampling the same
+points, timed without the softmax and location set-up (float16 in the bfloat16 cases).
 """
 import argparse
 import json
@@ -23,7 +25,7 @@ from stm_mm.ops import dcnv3_available
 from stm_mm.ops.benchmark import DRY_RUN_CASE, benchmark_cases, format_table, run_benchmark
 from stm_mm.ops.triton import triton_unavailable_reason
 
-IMPLS = ('triton', 'compiled', 'pytorch')
+IMPLS = ('triton', 'compiled', 'pytorch', 'authors_msda')
 DTYPES = dict(float32=torch.float32, bfloat16=torch.bfloat16, float16=torch.float16)
 
 
@@ -51,6 +53,8 @@ def check_available(impls, device):
     if 'triton' in impls and triton_unavailable_reason(device) is not None:
         raise SystemExit(f'the Triton DCNv3 kernels cannot run: '
                          f'{triton_unavailable_reason(device)}')
+    if 'authors_msda' in impls and device != 'cuda':
+        raise SystemExit('authors_msda is a CUDA kernel: use --device cuda')
     if 'compiled' in impls and not dcnv3_available(device):
         raise SystemExit(f'the compiled DCNv3 op is not available on {device}: build it with '
                          '`pip install -e .` (FORCE_CUDA=1 for CUDA)')
@@ -59,7 +63,7 @@ def check_available(impls, device):
 def main(argv=None):
     args = parse_args(argv)
     cuda = args.device == 'cuda'
-    impls = args.impls or (IMPLS if cuda else IMPLS[1:])
+    impls = args.impls or (IMPLS[:3] if cuda else IMPLS[1:3])
     dtypes = [DTYPES[d] for d in args.dtypes or (('float32', 'bfloat16') if cuda else
                                                   ('float32', ))]
     check_available(impls, args.device)

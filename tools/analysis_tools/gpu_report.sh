@@ -14,7 +14,7 @@
 #   tools/analysis_tools/gpu_report.sh [--dry-run] [OUT_DIR]
 #
 # --dry-run: the CPU-sized version of every step (CI runs it): no build, Triton under its
-# interpreter, batch 1 at 32x32, one timed round, micro models; records go to OUT_DIR
+# interpreter, batch 1 (models: 2) at 32x32, one timed round, micro models; records go to OUT_DIR
 # (default: a temporary folder), never to docs/.
 # Environment: PYTHON (default: .venv/bin/python if present, else python3),
 # TORCH_CUDA_ARCH_LIST (default: the GPU's own), BATCH (training batch, default 128), MAX_JOBS,
@@ -39,8 +39,8 @@ if [ $dry = 1 ]; then
   scale=micro
   size=(32 32)
   mixer_args=(--dry-run)
-  dcn_args=(--device cpu --dry-run)
-  model_args=(--batch-size 1 --device cpu --warmup 0 --iters 1)
+  dcn_args=(--device cpu --dry-run --impls triton compiled pytorch)
+  model_args=(--batch-size 2 --device cpu --warmup 0 --iters 1)  # BatchNorm needs 2 in training
   compile_args=()   # inductor's CPU compile of five models would take minutes: eager only
   arch_args=(--arch 80 90)
 else
@@ -52,7 +52,7 @@ else
   name=$("$PY" -c 'import torch; print(torch.cuda.get_device_name().replace(" ", "_"))')
   OUT_DIR=${1:-docs/benchmarks/gpu/$name}
   mixer_args=(--batch-size "$BATCH" --iters "$ITERS" --device cuda)
-  dcn_args=(--device cuda --impls triton compiled pytorch --dtypes fp32 bf16)
+  dcn_args=(--device cuda --quick --impls triton compiled pytorch authors_msda)
   model_args=(--batch-size "$BATCH" --device cuda --warmup 5 --iters "$ITERS" --utilisation)
   compile_args=(--compile)
   arch_args=()      # this GPU's own architecture

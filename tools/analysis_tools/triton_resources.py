@@ -24,12 +24,12 @@ def parse_args(argv=None):
 
 
 def run(args):
-    from stm_mm.ops.triton.compile_check import all_compile_specs, ptxas_report
+    from stm_mm.ops.triton.compile_check import resource_reports
     archs = args.arch
     if not archs:
         archs = ([int('%d%d' % torch.cuda.get_device_capability())]
                  if torch.cuda.is_available() else [80, 90])
-    reports = [ptxas_report(spec, arch) for arch in archs for spec in all_compile_specs()]
+    reports = resource_reports(archs)
     print(f'{"kernel":<36}{"arch":>8}{"warps":>6}{"regs":>6}{"spill st":>9}{"spill ld":>9}'
           f'{"smem KB":>9}')
     for r in reports:

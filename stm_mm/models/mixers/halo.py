@@ -2,8 +2,7 @@
 import torch
 import torch.nn as nn
 
-from ...ops.impl_switch import AUTO, requested_impl
-from ...ops.triton import triton_unavailable_reason
+from ...ops.impl_switch import requested_impl, resolve_triton_impl
 from ...registry import TOKEN_MIXERS
 from ..utils import attention, pad_to_multiple, reference_attention
 from ..utils.attention import masked_fill_value, reference_enabled
@@ -107,16 +106,9 @@ class HaloAttention(TokenMixer):
     def resolve_impl(self, device):
         """The implementation a call on ``device`` runs: ``'triton'``, ``'sdpa'`` or
         ``'reference'`` (always inside :func:`use_reference_attention`)."""
-        impl = requested_impl('halo', self.impl, IMPLS)
         if reference_enabled():
             return 'reference'
-        if impl == AUTO:
-            cuda = device.type == 'cuda' and triton_unavailable_reason(device) is None
-            return 'triton' if cuda else 'sdpa'
-        if impl == 'triton' and triton_unavailable_reason(device) is not None:
-            raise RuntimeError(f"halo: impl='triton' cannot run here: "
-                               f'{triton_unavailable_reason(device)}')
-        return impl
+        return resolve_triton_impl('halo', self.impl, IMPLS, device, portable='sdpa')
 
     def _windows(self, kv, reference):
         """``(B, Hp, Wp, n*(dk+dv))`` -> keys ``(B, nBlocks, n, w*w, dk)`` and values."""

@@ -2,8 +2,7 @@
 import torch
 import torch.nn as nn
 
-from ...ops.impl_switch import requested_impl
-from ...ops.triton import triton_unavailable_reason
+from ...ops.impl_switch import requested_impl, resolve_triton_impl
 from ...registry import TOKEN_MIXERS
 from ..utils import (attention, pad_to_multiple, relative_position_index, swin_shift_mask,
                      window_merge, window_partition)
@@ -77,14 +76,7 @@ class ShiftedWindowAttention(TokenMixer):
         """The implementation this block runs on ``device`` (see ``impl``)."""
         if reference_enabled():
             return 'reference'
-        impl = requested_impl('swin', self.impl, IMPLS)
-        reason = triton_unavailable_reason(device) if impl in ('triton', 'auto') else None
-        if impl == 'auto':
-            return 'triton' if device.type == 'cuda' and reason is None else 'sdpa'
-        if reason is not None:
-            raise RuntimeError(f"swin: impl='triton' cannot run: {reason}; use impl='sdpa' "
-                               f"(stm_cfg or $STM_MM_SWIN_IMPL)")
-        return impl
+        return resolve_triton_impl('swin', self.impl, IMPLS, device, portable='sdpa')
 
     def forward(self, x):
         impl = self.resolve_impl(x.device)

@@ -6,11 +6,18 @@ memory. Each kernel module of this package lists the launch configurations its G
 ``compile_specs()``: ``dict(name, kernel, args, num_warps, num_stages)`` where ``args`` maps every
 kernel parameter, in order, to a Triton type string (``'*bf16'``, ``'i32'``, ...) or, for a
 ``tl.constexpr`` parameter, to its value.
+
+Compiling needs the kernels as Triton's ``JITFunction``s, which ``@triton.jit`` makes only while
+the interpreter is off: :func:`resource_reports` therefore runs the compilation in a child
+process (``python -m stm_mm.ops.triton.compile_check``) when ``TRITON_INTERPRET=1``.
 """
 import importlib
+import json
+import os
 import pkgutil
 import re
 import subprocess
+import sys
 import tempfile
 
 KERNEL_MODULES = 'stm_mm.ops.triton'
@@ -33,13 +40,6 @@ def all_compile_specs():
     return specs
 
 
-def _jit_function(kernel):
-    """The compilable ``JITFunction`` of a kernel (under ``TRITON_INTERPRET=1`` ``@triton.jit``
-    returns an interpreter wrapper holding the Python function as ``.fn``)."""
-    from triton.runtime.jit import JITFunction
-    return kernel if isinstance(kernel, JITFunction) else JITFunction(kernel.fn)
-
-
 def compile_kernel(spec, arch):
     """``spec``'s kernel compiled for ``sm_<arch>`` (e.g. 80, 90): Triton's ``CompiledKernel``
     (``.asm['ptx']``, ``.metadata.shared``: dynamic shared memory in bytes)."""
@@ -50,7 +50,10 @@ def compile_kernel(spec, arch):
                  for name, value in spec['args'].items()}
     constexprs = {name: value for name, value in spec['args'].items()
                   if not isinstance(value, str)}
-    source = ASTSource(fn=_jit_function(spec['kernel']), signature=signature,
+    if not isinstance(spec['kernel'], triton.runtime.jit.JITFunction):
+        raise RuntimeError(f"{spec['name']}: the kernel is interpreted (TRITON_INTERPRET=1); "
+                           'use resource_reports(), which compiles in a child process')
+    source = ASTSource(fn=spec['kernel'], signature=signature,
                        constexprs=constexprs)
     options = dict(num_warps=spec.get('num_warps', 4), num_stages=spec.get('num_stages', 2))
     return triton.compile(source, target=GPUTarget('cuda', arch, 32), options=options)
@@ -80,3 +83,20 @@ def ptxas_report(spec, arch):
         match = pattern.search(run.stderr)
         report[key] = int(match.group(1)) if match else 0
     return report
+
+
+def resource_reports(archs=(80, 90)):
+    """:func:`ptxas_report` of every spec of :func:`all_compile_specs` for every arch (a list,
+    arch-major); compiled in a child process with the interpreter off when it is on."""
+    from . import interpreting
+    if not interpreting():
+        return [ptxas_report(spec, arch) for arch in archs for spec in all_compile_specs()]
+    run = subprocess.run([sys.executable, '-m', __name__, *map(str, archs)], capture_output=True,
+                         text=True, env=dict(os.environ, TRITON_INTERPRET='0'))
+    if run.returncode:
+        raise RuntimeError(f'compiling the Triton kernels failed:\n{run.stderr[-4000:]}')
+    return json.loads(run.stdout.splitlines()[-1])
+
+
+if __name__ == '__main__':
+    print(json.dumps(resource_reports([int(arch) for arch in sys.argv[1:]] or (80, 90))))
