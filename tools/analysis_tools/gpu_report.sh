@@ -16,6 +16,10 @@
 # --dry-run: the CPU-sized version of every step (CI runs it): no build, Triton under its
 # interpreter, batch 1 (models: 2) at 32x32, one timed round, micro models; records go to OUT_DIR
 # (default: a temporary folder), never to docs/.
+# On a bare lent GPU machine (PyTorch, Triton and nvcc, but no OpenMMLab packages), fetch those
+# here first with tools/analysis_tools/gpu_wheels.sh, carry .whl, and run there:
+#   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl &&
+#   PYTHONPATH=/tmp/site PYTHON=python3 tools/analysis_tools/gpu_report.sh
 # Environment: PYTHON (default: .venv/bin/python if present, else python3),
 # TORCH_CUDA_ARCH_LIST (default: the GPU's own), BATCH (training batch, default 128), MAX_JOBS,
 # ITERS (timed rounds, default 10).
