@@ -191,8 +191,9 @@ def parse_json_spec(spec):
 
 def model_inputs(config, checkpoint, label, out_dir, erf_kwargs, cfg_options=None, log=print):
     """ERF (:func:`.erf.run_erf` on the detector's backbone) and COCO metrics (``tools/test.py``'s
-    test run) of a detection config and checkpoint; writes ``out_dir/erf.json`` and
-    ``out_dir/coco_metrics.json``. Returns ``(label, erf_json, metrics_json)``."""
+    test run) of a detection config and checkpoint (or ``'none'``: initialised weights); writes
+    ``out_dir/erf.json`` and ``out_dir/coco_metrics.json``. Returns ``(label, erf_json,
+    metrics_json)``."""
     from mmengine.config import Config
 
     from stm_mm.engine import apply_cli_options, run_job
@@ -201,7 +202,10 @@ def model_inputs(config, checkpoint, label, out_dir, erf_kwargs, cfg_options=Non
     from .erf import run_erf
     details = run_erf([(config, checkpoint, label)], out_dir, log=log, **erf_kwargs)
     label = next(iter(details['models']))
-    check_checkpoint_file(checkpoint)
+    if checkpoint in (None, '', 'none', 'None'):
+        checkpoint = None  # initialised weights (as in run_erf)
+    else:
+        check_checkpoint_file(checkpoint)
     cfg = apply_cli_options(Config.fromfile(config), work_dir=osp.join(out_dir, 'test'),
                             load_from=checkpoint, launcher='none', cfg_options=cfg_options)
     metrics = run_job(cfg, 'test')

@@ -135,3 +135,27 @@ def test_tool_writes_table_and_figure(tmp_path, capsys):
         _cli().main(['--json', *specs, '--stage', '7', '--out-dir', str(out)])
     with pytest.raises(SystemExit, match='ERF_JSON:METRICS_JSON'):
         _cli().main(['--json', 'only_one.json', '--out-dir', str(out)])
+
+
+@pytest.mark.slow
+def test_tool_from_a_detection_config(tmp_path):
+    """--model: the ERF of an initialised digit-scenes Mask R-CNN's backbone and a test run on
+    two generated scenes (every detection kept) give a row with four stages and AP by size."""
+    from stm_mm.datasets.digit_scenes import generate_digit_scenes
+    scenes = f'{tmp_path}/scenes/'
+    generate_digit_scenes(scenes, num_train=1, num_val=2, close_up_fraction=0)
+    cfg = osp.join(ROOT, 'configs/det/digit_scenes/u_dwconv_micro_maskrcnn_digits.py')
+    out = tmp_path / 'out'
+    _cli().main(['--model', f'{cfg}:none:init', '--erf-data', 'noise', '--erf-size', '64',
+                 '--erf-images', '1', '--out-dir', str(out), '--cfg-options',
+                 f'test_dataloader.dataset.data_root={scenes}',
+                 f'test_evaluator.ann_file={scenes}annotations/instances_val.json',
+                 'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
+                 'model.test_cfg.rcnn.score_thr=0.0'])
+    [row] = json.loads((out / 'erf_vs_ap.json').read_text())['rows']
+    assert row['label'] == 'init' and sorted(row['erf']) == ['0', '1', '2', '3']
+    assert 0 <= row['bbox_mAP_s'] <= 1
+    model_dir = out / 'models' / '0_init'
+    assert json.loads((model_dir / 'erf.json').read_text()) == row['erf']
+    assert eva.load_coco_metrics(str(model_dir / 'coco_metrics.json'))['bbox_mAP_s'] == \
+        row['bbox_mAP_s']
