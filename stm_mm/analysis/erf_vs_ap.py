@@ -195,6 +195,7 @@ def model_inputs(config, checkpoint, label, out_dir, erf_kwargs, cfg_options=Non
     ``out_dir/erf.json`` and ``out_dir/coco_metrics.json``. Returns ``(label, erf_json,
     metrics_json)``."""
     from mmengine.config import Config
+    from mmengine.registry import DefaultScope
 
     from stm_mm.engine import apply_cli_options, run_job
     from stm_mm.engine.runner import check_checkpoint_file
@@ -208,7 +209,9 @@ def model_inputs(config, checkpoint, label, out_dir, erf_kwargs, cfg_options=Non
         check_checkpoint_file(checkpoint)
     cfg = apply_cli_options(Config.fromfile(config), work_dir=osp.join(out_dir, 'test'),
                             load_from=checkpoint, launcher='none', cfg_options=cfg_options)
-    metrics = run_job(cfg, 'test')
+    # the Runner makes its scope MMEngine's global default; the context restores the previous one
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope') or 'mmdet'):
+        metrics = run_job(cfg, 'test')
     metrics_json = osp.join(out_dir, 'coco_metrics.json')
     with open(metrics_json, 'w') as f:
         json.dump(metrics, f, indent=2)

@@ -181,6 +181,8 @@ def plot_erf_vs_ap(rows, corr, stage, path, title=None, dpi=100):
             if c_ is None:
                 ax.text(0.5, 0.5, f'no {names[size]} objects', ha='center', va='center',
                         transform=ax.transAxes)
+                ax.set_xticks([])
+                ax.set_yticks([])
                 stats = ''
             else:
                 stats = (f'\nr={_signed(c_["pearson"])}  rho={_signed(c_["spearman"])}  '

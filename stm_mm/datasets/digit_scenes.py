@@ -19,10 +19,11 @@ the same soft map blends the ink into the background. Category = the digit (10 c
 px), which the scenes barely or never reach (a 52 px digit has at most ~1,500 ink pixels; 97 % of
 the scenes' digits are "small"): after the ``num`` scenes of a split come
 ``round(close_up_fraction * num)`` close-ups, ``2 * size`` pixels wide (256 by default) with one
-digit of 30-86 % of that side (77-220 px, ~1,500-20,000 ink pixels, about half of them "large"). They are drawn after the
-regular scenes from the same generator, so the regular scenes are the same files as without them,
-and the test pipeline resizes them to ``size`` like any image. ``close_up_fraction=0`` gives the
-set of the first version (before close-ups: APl was -1).
+digit of 30-86 % of that side (77-220 px; the default validation split gets 45 close-ups: 26
+medium and 19 large digits, next to 363 small and 10 medium ones in its 150 scenes). They are
+drawn after the regular scenes from the same generator, so the regular scenes are the same files
+as without them, and the test pipeline resizes them to ``size`` like any image.
+``close_up_fraction=0`` gives the set of the first version (before close-ups: APl was -1).
 
 The scans are split like the classification digits (stratified 80/20, ``random_state=seed``):
 training scenes only use training scans and validation scenes only validation scans, so a

@@ -141,7 +141,14 @@ def test_tool_writes_table_and_figure(tmp_path, capsys):
 def test_tool_from_a_detection_config(tmp_path):
     """--model: the ERF of an initialised digit-scenes Mask R-CNN's backbone and a test run on
     two generated scenes (every detection kept) give a row with four stages and AP by size."""
+    from mmengine.registry import DefaultScope
+
     from stm_mm.datasets.digit_scenes import generate_digit_scenes
+    def scope():
+        current = DefaultScope.get_current_instance()
+        return current.scope_name if current is not None else None
+
+    before = scope()
     scenes = f'{tmp_path}/scenes/'
     generate_digit_scenes(scenes, num_train=1, num_val=2, close_up_fraction=0)
     cfg = osp.join(ROOT, 'configs/det/digit_scenes/u_dwconv_micro_maskrcnn_digits.py')
@@ -159,3 +166,4 @@ def test_tool_from_a_detection_config(tmp_path):
     assert json.loads((model_dir / 'erf.json').read_text()) == row['erf']
     assert eva.load_coco_metrics(str(model_dir / 'coco_metrics.json'))['bbox_mAP_s'] == \
         row['bbox_mAP_s']
+    assert scope() == before  # the test run left MMEngine's default scope as it was
