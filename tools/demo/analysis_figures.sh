@@ -83,7 +83,8 @@ cp "$ANALYSIS_DIR"/invariance/invariance_cls.{png,json,csv} "$OUT/"
 train_specs=()
 for stm in $STMS; do
   run=$WORK_DIRS/cls_${stm}_micro
-  kept=$(find "$run" -maxdepth 1 -name 'epoch_*.pth' 2>/dev/null | wc -l)
+  kept=0
+  if [ -d "$run" ]; then kept=$(find "$run" -maxdepth 1 -name 'epoch_*.pth' | wc -l); fi
   if [ "$kept" -ge 2 ]; then
     train_specs+=("configs/cls/digits/u_${stm}_micro_digits.py:$run:$(name_of "$stm")-micro")
   fi
