@@ -24,6 +24,10 @@ Detection (scale): each image is run with the test pipeline's ``Resize`` scale m
 predictions at ``f = 1`` with score >= ``gt_score_thr`` are the ground truth; the box mAP
 (COCO AP@[.5:.95], pycocotools) of all predictions at ``f`` against them is the metric.
 
+Over training (Fig. 7c): a model given as several checkpoints of one run (a work dir or a glob,
+:func:`expand_checkpoints`) is evaluated at each of them; :func:`training_curves` averages the
+consistency (box mAP for scale) over the magnitudes other than the identity, per checkpoint.
+
 Several processes: launched with ``torchrun`` (``WORLD_SIZE`` > 1) the images are sharded over
 the ranks (``rank::world_size``), every rank runs its share and the per-image records are
 gathered with ``torch.distributed.all_gather_object`` before the metrics are computed.
@@ -31,10 +35,12 @@ gathered with ``torch.distributed.all_gather_object`` before the metrics are com
 import contextlib
 import copy
 import csv
+import glob
 import io
 import json
 import os
 import os.path as osp
+import re
 
 import numpy as np
 import torch
@@ -47,6 +53,10 @@ DIRECTIONS = ((1, 0), (0, 1), (-1, 0), (0, -1), (1, 1), (-1, 1), (-1, -1))
 PAPER_TRANSLATIONS = tuple(range(0, 65, 4))  # pixels at img_size 224
 PAPER_ROTATIONS = tuple(range(0, 46, 5))  # degrees
 PAPER_SCALES = tuple(0.25 * i for i in range(1, 13))  # 0.25 ... 3.0
+# the metric averaged over magnitudes for invariance over training, and the identity magnitude
+# left out of that mean
+MEAN_METRIC = dict(translation='consistency', rotation='consistency', scale='bbox_mAP')
+IDENTITY = dict(translation=0.0, rotation=0.0, scale=1.0)
 
 
 def default_translations(img_size, max_shift=None, step=None):
@@ -622,19 +632,121 @@ def write_outputs(result, out_dir, stem, plot=True, accuracy_plot=False):
                         accuracy=accuracy_plot)
 
 
+def checkpoint_step(path):
+    """``('epoch', 12)`` for ``.../epoch_12.pth``, ``('iter', 400)`` for ``iter_400.pth``,
+    else ``(None, None)``."""
+    m = re.search(r'(epoch|iter)_(\d+)\.pth$', osp.basename(str(path)))
+    return (m.group(1), int(m.group(2))) if m else (None, None)
+
+
+def expand_checkpoints(checkpoint):
+    """The checkpoints of one run: a work dir gives its ``epoch_*.pth`` / ``iter_*.pth``, a glob
+    pattern its matches, sorted by epoch or iteration; a file or ``none`` gives itself."""
+    if checkpoint in (None, '', 'none', 'None'):
+        return [checkpoint]
+    if osp.isdir(checkpoint):
+        files = [p for p in glob.glob(osp.join(checkpoint, '*.pth'))
+                 if checkpoint_step(p)[0] is not None]
+        if not files:
+            raise FileNotFoundError(f'no epoch_*.pth or iter_*.pth in {checkpoint!r}; pass a '
+                                    'checkpoint file or a glob such as "DIR/epoch_*.pth"')
+    elif glob.has_magic(checkpoint):
+        files = glob.glob(checkpoint)
+        if not files:
+            raise FileNotFoundError(f'no checkpoint matches {checkpoint!r}; check the pattern')
+    else:
+        return [checkpoint]
+    return sorted(files, key=lambda p: (checkpoint_step(p)[1] is None,
+                                        checkpoint_step(p)[1] or 0, p))
+
+
+def evaluate_runs(models, evaluate, rank=0, log=print):
+    """Run ``evaluate(config, checkpoint, label) -> (label, result)`` on every checkpoint of
+    every model (see :func:`expand_checkpoints`).
+
+    Returns:
+        ``(final, training)``: ``{label: result of the last checkpoint}`` and, for the models
+        with several checkpoints, ``{label: [(checkpoint, result), ...]}``.
+    """
+    final, training, taken = {}, {}, set()
+    for config, checkpoint, label in models:
+        checkpoints = expand_checkpoints(checkpoint)
+        results = []
+        for k, ckpt in enumerate(checkpoints):
+            if len(checkpoints) > 1 and rank == 0:
+                log(f'[invariance] checkpoint {k + 1}/{len(checkpoints)}: {ckpt}')
+            name, res = evaluate(config, ckpt, label)
+            results.append((ckpt, res))
+        name = unique_label(name, taken)
+        final[name] = results[-1][1]
+        if len(results) > 1:
+            training[name] = results
+    return final, training
+
+
+def training_curves(training):
+    """Per run and checkpoint the mean consistency of every classification transform (box mAP
+    for scale) over its magnitudes, leaving out the identity (shift 0, angle 0, scale 1), which
+    scores 1 by construction: ``{label: {checkpoints, step, step_name, mean: {transform:
+    [...]}}}``."""
+    curves = {}
+    for label, results in training.items():
+        steps = [checkpoint_step(ckpt) for ckpt, _ in results]
+        names = {name for name, _ in steps}
+        numbered = len(names) == 1 and None not in names
+        curve = dict(checkpoints=[ckpt for ckpt, _ in results],
+                     step=[n for _, n in steps] if numbered else list(range(1, len(steps) + 1)),
+                     step_name=names.pop() if numbered else 'checkpoint', mean={})
+        for t, metric in MEAN_METRIC.items():
+            if t not in results[0][1]:
+                continue
+            means = []
+            for _, res in results:
+                values = [v for m, v in zip(res[t]['magnitude'], res[t][metric])
+                          if v is not None and float(m) != IDENTITY[t]]
+                means.append(float(np.mean(values)) if values else None)
+            curve['mean'][t] = means
+        curves[label] = curve
+    return curves
+
+
+def write_training_outputs(training, settings, out_dir, stem):
+    """``<stem>.json`` (the curves, settings and every checkpoint's full result), ``<stem>.csv``
+    (one row per run, checkpoint and transform) and ``<stem>.png`` (a row per run)."""
+    from .plotting import plot_training_invariance
+    curves = training_curves(training)
+    os.makedirs(out_dir, exist_ok=True)
+    models = {label: dict(c, results=[res for _, res in training[label]])
+              for label, c in curves.items()}
+    with open(osp.join(out_dir, f'{stem}.json'), 'w') as f:
+        json.dump(dict(settings=settings, models=models), f, indent=2)
+    with open(osp.join(out_dir, f'{stem}.csv'), 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['model', 'checkpoint', 'step_name', 'step', 'transform', 'metric',
+                         'mean'])
+        for label, c in curves.items():
+            for t, means in c['mean'].items():
+                for ckpt, step, v in zip(c['checkpoints'], c['step'], means):
+                    writer.writerow([label, ckpt, c['step_name'], step, t, MEAN_METRIC[t],
+                                     '' if v is None else v])
+    plot_training_invariance(curves, osp.join(out_dir, f'{stem}.png'))
+    return curves
+
+
 def run_classification(models, out_dir, data=None, ann_file=None, num_images=100,
                        img_size=None, resize=None, crop_ratio=0.875, translations=None,
                        rotations=PAPER_ROTATIONS, transforms=('translation', 'rotation'),
                        translation_mode='crop', rotation_mode='pre', batch_size=32,
                        device='cpu', seed=0, progress=True, accuracy_plot=False, log=print):
     """Classification invariance of several models; writes ``invariance_cls.{json,csv,png}``
-    (on rank 0) and returns the result dict."""
+    (on rank 0; the last checkpoint of each model) and, for models given as several checkpoints
+    (:func:`expand_checkpoints`), ``invariance_cls_training.{json,csv,png}``. Returns the
+    result dict of the former."""
     rank, world = init_distributed()
-    result = dict(mode='cls', settings={}, models={})
-    taken = set()
-    for config, checkpoint, label in models:
+    settings = {}
+
+    def evaluate(config, checkpoint, label):
         loaded = load_model(config, checkpoint, device=device, label=label)
-        label = unique_label(loaded.label, taken)
         size = img_size or image_size_from_config(loaded.cfg)
         views = ViewMaker(size, resize, crop_ratio, translation_mode, rotation_mode, seed)
         if data in (None, 'digits'):
@@ -647,14 +759,13 @@ def run_classification(models, out_dir, data=None, ann_file=None, num_images=100
         if 'rotation' in transforms:
             todo['rotation'] = list(rotations)
         if rank == 0:
-            log(f'[invariance] {label}: {config} ({loaded.checkpoint or "initialised weights"})'
-                f', {len(samples)} images, view {size} from {views.resize}, '
-                + ', '.join(f'{t} {v}' for t, v in todo.items()))
+            log(f'[invariance] {loaded.label}: {config} '
+                f'({loaded.checkpoint or "initialised weights"}), {len(samples)} images, view '
+                f'{size} from {views.resize}, ' + ', '.join(f'{t} {v}' for t, v in todo.items()))
         res = classification_invariance(classifier_predict(loaded), samples, todo, views,
                                         batch_size, rank, world, progress)
         res.update(config=config, checkpoint=loaded.checkpoint)
-        result['models'][label] = res
-        result['settings'] = dict(
+        settings.update(
             data=data or 'digits', num_images=len(samples), img_size=size, resize=views.resize,
             translation_mode=translation_mode, rotation_mode=rotation_mode, seed=seed,
             world_size=world, directions=[list(d) for d in DIRECTIONS])
@@ -663,9 +774,15 @@ def run_classification(models, out_dir, data=None, ann_file=None, num_images=100
                 log(f'[invariance]   {t}: consistency ' + ' '.join(
                     f'{m}:{100 * c:.1f}' for m, c in zip(res[t]['magnitude'],
                                                          res[t]['consistency'])))
-        del loaded
+        return loaded.label, res
+
+    final, training = evaluate_runs(models, evaluate, rank, log)
+    result = dict(mode='cls', settings=settings, models=final)
     if rank == 0:
         write_outputs(result, out_dir, 'invariance_cls', accuracy_plot=accuracy_plot)
+        if training:
+            write_training_outputs(training, settings, out_dir, 'invariance_cls_training')
+            log(f'[invariance] over training: {out_dir}/invariance_cls_training.{{json,csv,png}}')
     return result
 
 
@@ -673,33 +790,39 @@ def run_detection(models, out_dir, data=None, num_images=20, factors=PAPER_SCALE
                   gt_score_thr=0.3, batch_size=1, device='cpu', progress=True, img_dir=None,
                   log=print):
     """Detection scale invariance of several models; writes ``invariance_det.{json,csv,png}``
-    (on rank 0) and returns the result dict."""
+    (on rank 0; the last checkpoint of each model) and, for models given as several checkpoints,
+    ``invariance_det_training.{json,csv,png}``. Returns the result dict of the former."""
     rank, world = init_distributed()
-    result = dict(mode='det', settings={}, models={})
-    taken = set()
-    for config, checkpoint, label in models:
+    settings = {}
+
+    def evaluate(config, checkpoint, label):
         loaded = load_model(config, checkpoint, device=device, label=label)
         if loaded.kind != 'det':
             raise ValueError(f'{config} is not a detection config (scale mode needs mmdet)')
-        label = unique_label(loaded.label, taken)
         images = detection_images(loaded.cfg, data, num_images, img_dir)
         if rank == 0:
-            log(f'[invariance] {label}: {config} ({loaded.checkpoint or "initialised weights"})'
-                f', {len(images)} images, scales {list(factors)}')
+            log(f'[invariance] {loaded.label}: {config} '
+                f'({loaded.checkpoint or "initialised weights"}), {len(images)} images, scales '
+                f'{list(factors)}')
         res = scale_invariance(MMDetScalePredictor(loaded), images, factors, gt_score_thr,
                                batch_size, rank, world, progress)
         res.update(config=config, checkpoint=loaded.checkpoint)
-        result['models'][label] = res
-        result['settings'] = dict(data=data or 'config test set', num_images=len(images),
-                                  gt_score_thr=gt_score_thr, world_size=world)
+        settings.update(data=data or 'config test set', num_images=len(images),
+                        gt_score_thr=gt_score_thr, world_size=world)
         if rank == 0:
             log('[invariance]   scale: box mAP ' + ' '.join(
                 f'{m:g}:{"n/a" if v is None else f"{100 * v:.1f}"}'
                 for m, v in zip(res['scale']['magnitude'], res['scale']['bbox_mAP']))
                 + f' ({res["scale"]["num_gt"]} reference boxes)')
-        del loaded
+        return loaded.label, res
+
+    final, training = evaluate_runs(models, evaluate, rank, log)
+    result = dict(mode='det', settings=settings, models=final)
     if rank == 0:
         write_outputs(result, out_dir, 'invariance_det')
+        if training:
+            write_training_outputs(training, settings, out_dir, 'invariance_det_training')
+            log(f'[invariance] over training: {out_dir}/invariance_det_training.{{json,csv,png}}')
     return result
 
 
@@ -721,5 +844,6 @@ __all__ = [
     'classifier_predict', 'box_map', 'scale_records', 'scale_metrics', 'scale_invariance',
     'scaled_test_pipeline', 'MMDetScalePredictor', 'detection_images', 'run_classification',
     'run_detection', 'write_outputs', 'merge_results', 'init_distributed', 'gather_records',
-    'parse_model_spec'
+    'parse_model_spec', 'checkpoint_step', 'expand_checkpoints', 'evaluate_runs',
+    'training_curves', 'write_training_outputs'
 ]

@@ -143,3 +143,86 @@ def plot_invariance(models, path, transforms=None, accuracy=False, dpi=100, titl
         fig.legend(handles, labels, loc='lower center', ncol=ncol, bbox_to_anchor=(0.5, 0.0),
                    frameon=False)
     return _save(fig, path, dpi)
+
+
+def _signed(v):
+    return 'n/a' if v is None else f'{v:+.2f}'
+
+
+def plot_erf_vs_ap(rows, corr, stage, path, title=None, dpi=100):
+    """Paper Fig. 5: AP of small / medium / large objects (one panel each) against ERF@50 of
+    ``stage``, every model a labelled point; a second row for mask AP when present.
+
+    Args:
+        rows: the joined rows of :func:`stm_mm.analysis.erf_vs_ap.join`.
+        corr: :func:`stm_mm.analysis.erf_vs_ap.correlations` of these rows (panel titles).
+    """
+    tasks = [t for t in ('bbox', 'segm')
+             if any(r.get(f'{t}_mAP_{s}') is not None for r in rows for s in 'sml')]
+    if not tasks:
+        raise ValueError('no AP by object size to plot')
+    fig, axes = plt.subplots(len(tasks), 3, figsize=(12.0, 3.6 * len(tasks)), squeeze=False)
+    names = dict(s='small', m='medium', l='large')
+    markers = 'osD^v<>px*h'
+    for r, task in enumerate(tasks):
+        for c, size in enumerate('sml'):
+            ax = axes[r][c]
+            key = f'{task}_mAP_{size}'
+            for k, row in enumerate(rows):
+                if row.get(key) is None or stage not in row['erf']:
+                    continue
+                x, y = row['erf'][stage], 100.0 * row[key]
+                ax.plot(x, y, marker=markers[k % len(markers)], linestyle='none', markersize=6,
+                        label=row['label'])
+                ax.annotate(row['label'], (x, y), textcoords='offset points', xytext=(4, 4),
+                            fontsize=7)
+            what = 'box' if task == 'bbox' else 'mask'
+            c_ = corr.get(key)
+            if c_ is None:
+                ax.text(0.5, 0.5, f'no {names[size]} objects', ha='center', va='center',
+                        transform=ax.transAxes)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                stats = ''
+            else:
+                stats = (f'\nr={_signed(c_["pearson"])}  rho={_signed(c_["spearman"])}  '
+                         f'n={c_["n"]}')
+            ax.set_title(f'{names[size]} objects{stats}', fontsize=9)
+            ax.set_xlabel(f'ERF@50, stage {int(stage) + 1}')
+            ax.set_ylabel(f'{what} AP$_{size.upper()}$ (%)')
+            ax.grid(True, alpha=0.3)
+            ax.margins(0.15)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path, dpi)
+
+
+def plot_training_invariance(curves, path, dpi=100, title=None):
+    """Invariance over training (paper Fig. 7c): one row per run, one panel per transform, the
+    mean consistency (classification) or mean box mAP (detection scale) per checkpoint.
+
+    Args:
+        curves: ``{label: {'step': [...], 'step_name': 'epoch', 'mean': {transform: [...]}}}``.
+    """
+    if not curves:
+        raise ValueError('plot_training_invariance needs at least one run')
+    transforms = [t for t in TRANSFORM_METRIC if any(t in c['mean'] for c in curves.values())]
+    fig, axes = plt.subplots(len(curves), len(transforms),
+                             figsize=(3.6 * len(transforms), 2.6 * len(curves)), squeeze=False,
+                             sharey=True)
+    for r, (label, c) in enumerate(curves.items()):
+        for k, t in enumerate(transforms):
+            ax = axes[r][k]
+            if t in c['mean']:
+                y = [np.nan if v is None else 100.0 * v for v in c['mean'][t]]
+                ax.plot(c['step'], y, marker='o', markersize=3.5, linewidth=1.3)
+            ax.set_title(f'{label}: {TRANSFORM_TITLES[t].lower()}', fontsize=9)
+            ax.set_xlabel(c.get('step_name') or 'checkpoint')
+            if k == 0:
+                ax.set_ylabel('mean ' + METRIC_LABELS[TRANSFORM_METRIC[t]])
+            ax.grid(True, alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path, dpi)

@@ -15,6 +15,16 @@ the same soft map blends the ink into the background. Category = the digit (10 c
 6, 8, 9 have holes, which polygons cannot express); ``bbox`` is the tight box of the mask and
 ``area`` its pixel count.
 
+**Close-ups** fill COCO's "medium" and "large" size buckets (mask area 32^2-96^2 and above 96^2
+px), which the scenes barely or never reach (a 52 px digit has at most ~1,500 ink pixels; 97 % of
+the scenes' digits are "small"): after the ``num`` scenes of a split come
+``round(close_up_fraction * num)`` close-ups, ``2 * size`` pixels wide (256 by default) with one
+digit of 30-86 % of that side (77-220 px; the default validation split gets 45 close-ups: 26
+medium and 19 large digits, next to 363 small and 10 medium ones in its 150 scenes). They are
+drawn after the regular scenes from the same generator, so the regular scenes are the same files
+as without them, and the test pipeline resizes them to ``size`` like any image.
+``close_up_fraction=0`` gives the set of the first version (before close-ups: APl was -1).
+
 The scans are split like the classification digits (stratified 80/20, ``random_state=seed``):
 training scenes only use training scans and validation scenes only validation scans, so a
 backbone pretrained on the classification split never saw a validation digit.
@@ -35,7 +45,8 @@ CLASSES = tuple(str(i) for i in range(10))
 BACKGROUND_MAX = 0.6  # background colours stay darker than the ink (bright strokes, as the scans)
 INFO_FILE = 'digit_scenes_info.json'
 DEFAULTS = dict(num_train=600, num_val=150, image_size=128, max_digits=4,
-                digit_size=(20, 52), seed=0)
+                digit_size=(20, 52), seed=0, close_up_fraction=0.3)
+CLOSE_UP_DIGIT = (0.3, 0.86)  # digit side in a close-up, as fractions of its side
 
 
 def _digit_scans(seed):
@@ -148,13 +159,24 @@ def _annotation(mask, label, ann_id, image_id):
                 iscrowd=0)
 
 
+def _scene_kinds(num_images, settings):
+    """``(image_size, max_digits, digit_size)`` of every scene of a split: the regular scenes,
+    then the close-ups (see the module docstring)."""
+    size = settings['image_size']
+    regular = (size, settings['max_digits'], settings['digit_size'])
+    close = 2 * size
+    close_up = (close, 1, tuple(int(round(f * close)) for f in CLOSE_UP_DIGIT))
+    num_close = int(round(settings['close_up_fraction'] * num_images))
+    return [regular] * num_images + [close_up] * num_close
+
+
 def _write_split(out_dir, split, num_images, rng, scans, labels, pool, settings):
     import cv2
     os.makedirs(osp.join(out_dir, split), exist_ok=True)
     images, annotations = [], []
-    for image_id in range(num_images):
-        image, instances = make_scene(rng, scans, labels, pool, settings['image_size'],
-                                      settings['max_digits'], settings['digit_size'])
+    for image_id, (size, max_digits, digit_size) in enumerate(_scene_kinds(num_images,
+                                                                            settings)):
+        image, instances = make_scene(rng, scans, labels, pool, size, max_digits, digit_size)
         file_name = f'{image_id:06d}.png'
         cv2.imwrite(osp.join(out_dir, split, file_name), image[..., ::-1])
         images.append(dict(id=image_id, file_name=file_name, width=image.shape[1],
@@ -185,7 +207,7 @@ def read_info(out_dir):
 def generate_digit_scenes(out_dir, num_train=DEFAULTS['num_train'], num_val=DEFAULTS['num_val'],
                           image_size=DEFAULTS['image_size'], max_digits=DEFAULTS['max_digits'],
                           digit_size=DEFAULTS['digit_size'], seed=DEFAULTS['seed'],
-                          force=False):
+                          close_up_fraction=DEFAULTS['close_up_fraction'], force=False):
     """Write the data set (see the module docstring); returns the info dict.
 
     Does nothing (returns the existing info) when ``out_dir`` already holds a generation with
@@ -195,8 +217,11 @@ def generate_digit_scenes(out_dir, num_train=DEFAULTS['num_train'], num_val=DEFA
     if not 8 <= digit_size[0] <= digit_size[1] <= image_size:
         raise ValueError(f'digit_size must satisfy 8 <= min <= max <= image_size, '
                          f'got {digit_size} for image_size {image_size}')
+    if not 0 <= close_up_fraction <= 10:
+        raise ValueError(f'close_up_fraction must lie in [0, 10], got {close_up_fraction}')
     settings = dict(num_train=int(num_train), num_val=int(num_val), image_size=int(image_size),
-                    max_digits=int(max_digits), digit_size=list(digit_size), seed=int(seed))
+                    max_digits=int(max_digits), digit_size=list(digit_size), seed=int(seed),
+                    close_up_fraction=float(close_up_fraction))
     info = read_info(out_dir)
     if info is not None and not force and info.get('settings') == settings:
         return info

@@ -23,7 +23,8 @@ def test_layout_and_coco_validity(scenes):
     from pycocotools import mask as mask_utils
     from pycocotools.coco import COCO
     info = read_info(str(scenes))
-    assert info['counts']['train']['images'] == 12 and info['counts']['val']['images'] == 6
+    # 12 and 6 scenes, then round(0.3 * n) close-ups
+    assert info['counts']['train']['images'] == 16 and info['counts']['val']['images'] == 8
     for split in ('train', 'val'):
         coco = COCO(str(scenes / 'annotations' / f'instances_{split}.json'))
         cats = coco.loadCats(coco.getCatIds())
@@ -31,7 +32,9 @@ def test_layout_and_coco_validity(scenes):
         assert len(coco.getAnnIds()) == info['counts'][split]['instances'] > 0
         for image in coco.loadImgs(coco.getImgIds()):
             assert osp.isfile(scenes / split / image['file_name'])
-            assert (image['width'], image['height']) == (128, 128)
+            # regular scenes, then the close-ups (one digit, twice the side)
+            regular = image['id'] < info['settings'][f'num_{split}']
+            assert (image['width'], image['height']) == ((128, 128) if regular else (256, 256))
             for ann in coco.loadAnns(coco.getAnnIds(imgIds=image['id'])):
                 mask = mask_utils.decode(ann['segmentation'])
                 ys, xs = np.nonzero(mask)
@@ -86,6 +89,33 @@ def test_cli(tmp_path):
         sys.argv = old
     info = read_info(str(tmp_path / 'ds'))
     assert info['settings']['image_size'] == 96 and info['settings']['digit_size'] == [16, 40]
+
+
+def test_close_ups_cover_the_medium_and_large_buckets(tmp_path, scenes):
+    """round(0.3 * n) close-ups follow the regular scenes, each one digit with a mask area in
+    COCO's medium (32^2-96^2) or large (> 96^2) bucket; the regular scenes hold no large digit,
+    and without close-ups they are the same files."""
+    areas = {}
+    for split, n in (('train', 12), ('val', 6)):
+        coco = json.load(open(scenes / 'annotations' / f'instances_{split}.json'))
+        close = [im['id'] for im in coco['images'] if im['width'] == 256]
+        assert close == list(range(n, n + round(0.3 * n)))
+        for image_id in close:
+            anns = [a for a in coco['annotations'] if a['image_id'] == image_id]
+            assert len(anns) == 1
+            areas.setdefault('close', []).append(anns[0]['area'])
+        areas.setdefault('regular', []).extend(
+            a['area'] for a in coco['annotations'] if a['image_id'] < n)
+    assert min(areas['close']) > 32 ** 2 and max(areas['close']) > 96 ** 2
+    assert max(areas['regular']) < 96 ** 2
+    coco = json.load(open(scenes / 'annotations' / 'instances_train.json'))
+    generate_digit_scenes(str(tmp_path), num_train=12, num_val=6, close_up_fraction=0)
+    plain = json.load(open(tmp_path / 'annotations' / 'instances_train.json'))
+    assert len(plain['images']) == 12
+    assert plain['annotations'] == [a for a in coco['annotations'] if a['image_id'] < 12]
+    for i in range(12):
+        name = f'train/{i:06d}.png'
+        assert (tmp_path / name).read_bytes() == (scenes / name).read_bytes()
 
 
 def test_bad_settings(tmp_path):

@@ -10,7 +10,10 @@ section 6, Fig. 7).
     # one figure from several result files (e.g. cls + det: translation, rotation, scale)
     python tools/analysis_tools/invariance.py plot A.json B.json --out FIG.png
 
-CHECKPOINT may be `none`. Writes DIR/invariance_{cls,det}.{json,csv,png}. Several GPUs:
+CHECKPOINT may be `none`, a work dir or a quoted glob ("work_dirs/run/epoch_*.pth"): several
+checkpoints of one run are each evaluated and DIR/invariance_{cls,det}_training.{json,csv,png}
+holds the mean consistency per checkpoint (Fig. 7c). Writes DIR/invariance_{cls,det}.{json,csv,png}
+(the last checkpoint of each model). Several GPUs:
     torchrun --nproc_per_node=8 tools/analysis_tools/invariance.py cls ... --data ...
 shards the images over the ranks and gathers the results on every rank (rank 0 writes).
 See docs/analysis.md.
@@ -38,9 +41,10 @@ def parse_args(argv=None):
 
     def common(p, out_default):
         p.add_argument('config')
-        p.add_argument('checkpoint', help='checkpoint file or "none"')
+        p.add_argument('checkpoint', help='checkpoint file, "none", or several checkpoints of '
+                       'one run: a work dir (its epoch_*/iter_*.pth) or a quoted glob')
         p.add_argument('--compare', nargs='+', default=[], metavar='CONFIG:CKPT[:LABEL]',
-                       help='more models, drawn in the same figure')
+                       help='more models (CKPT as above), drawn in the same figure')
         p.add_argument('--label', help='name of the first model in figures')
         p.add_argument('--out-dir', default=out_default)
         p.add_argument('--batch-size', type=int, default=None)

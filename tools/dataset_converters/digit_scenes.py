@@ -1,7 +1,8 @@
 """Write the digit-scenes instance-segmentation set (COCO json + PNGs) from scikit-learn's digits.
 
     python tools/dataset_converters/digit_scenes.py [OUT_DIR] [--num-train 600] [--num-val 150]
-        [--size 128] [--max-digits 4] [--digit-size 20 52] [--seed 0] [--force]
+        [--size 128] [--max-digits 4] [--digit-size 20 52] [--close-ups 0.3] [--seed 0]
+        [--force]
 
 OUT_DIR (default data/digit_scenes): annotations/instances_{train,val}.json, {train,val}/*.png.
 Nothing is downloaded; the same settings always give the same files. See
@@ -25,6 +26,9 @@ def parse_args():
                         help='digits per image: 1 .. this')
     parser.add_argument('--digit-size', type=int, nargs=2, default=DEFAULTS['digit_size'],
                         metavar=('MIN', 'MAX'), help='digit height range in pixels')
+    parser.add_argument('--close-ups', type=float, default=DEFAULTS['close_up_fraction'],
+                        help='close-up scenes (one big digit, 2x the side) per regular scene '
+                        '(default 0.3; 0: none, no COCO "large" objects)')
     parser.add_argument('--seed', type=int, default=DEFAULTS['seed'])
     parser.add_argument('--force', action='store_true',
                         help='regenerate even when OUT_DIR holds the same settings')
@@ -36,7 +40,8 @@ def main():
     start = time.time()
     info = generate_digit_scenes(args.out_dir, num_train=args.num_train, num_val=args.num_val,
                                  image_size=args.size, max_digits=args.max_digits,
-                                 digit_size=args.digit_size, seed=args.seed, force=args.force)
+                                 digit_size=args.digit_size, seed=args.seed,
+                                 close_up_fraction=args.close_ups, force=args.force)
     counts = info['counts']
     print(f'digit scenes -> {args.out_dir}: train {counts["train"]["images"]} images / '
           f'{counts["train"]["instances"]} digits, val {counts["val"]["images"]} / '

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Regenerate the analysis figures of docs/figures/ (docs/analysis.md) from the five micro models
-# of the digits demo (make demo-cls STM=all): ERF of every stage side by side, and translation /
-# rotation invariance curves on the 360 held-out digits; plus detection scale invariance when
-# digit-scenes detectors and data exist (make demo-det).
+# of the digits demo (make demo-cls STM=all): ERF of every stage side by side, translation /
+# rotation invariance curves on the 360 held-out digits and their development over the kept
+# epochs (Fig. 7c); plus detection scale invariance and ERF@50 against AP by object size (Fig. 5)
+# when digit-scenes detectors and data exist (make demo-det).
 #
 #   tools/demo/analysis_figures.sh
 #
@@ -16,7 +17,8 @@
 # INV_IMAGES (default 0 = all 360), DET_CKPT_FMT (printf pattern of the detector checkpoints,
 # default $WORK_DIRS/det_%s_micro.pth; else the last checkpoint in $WORK_DIRS/det_<stm>_micro/,
 # where make demo-det leaves it), DET_DATA (default data/digit_scenes/annotations/
-# instances_val.json), DET_IMAGES (default 30).
+# instances_val.json), DET_IMAGES (default 30), DET_ERF_DATA (images of the detectors' ERF,
+# default data/digit_scenes/val), DET_ERF_SIZE (default 128).
 set -euo pipefail
 # shellcheck source=tools/demo/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -30,6 +32,8 @@ INV_IMAGES=${INV_IMAGES:-0}
 DET_CKPT_FMT=${DET_CKPT_FMT:-$WORK_DIRS/det_%s_micro.pth}
 DET_DATA=${DET_DATA:-data/digit_scenes/annotations/instances_val.json}
 DET_IMAGES=${DET_IMAGES:-30}
+DET_ERF_DATA=${DET_ERF_DATA:-data/digit_scenes/val}
+DET_ERF_SIZE=${DET_ERF_SIZE:-128}
 STMS="halo pvt swin dwconv dcnv3"
 
 name_of() {
@@ -75,6 +79,30 @@ echo "== translation / rotation invariance (held-out digits) -> $ANALYSIS_DIR/in
     --out-dir "$ANALYSIS_DIR/invariance" --threads "$THREADS" --plot-accuracy
 cp "$ANALYSIS_DIR"/invariance/invariance_cls.{png,json,csv} "$OUT/"
 
+# invariance over training (Fig. 7c): the runs of make demo-cls with at least two epoch_*.pth
+train_specs=()
+for stm in $STMS; do
+  run=$WORK_DIRS/cls_${stm}_micro
+  kept=0
+  if [ -d "$run" ]; then kept=$(find "$run" -maxdepth 1 -name 'epoch_*.pth' | wc -l); fi
+  if [ "$kept" -ge 2 ]; then
+    train_specs+=("configs/cls/digits/u_${stm}_micro_digits.py:$run:$(name_of "$stm")-micro")
+  fi
+done
+if [ ${#train_specs[@]} -gt 0 ]; then
+  split_spec "${train_specs[0]}"
+  compare=()
+  if [ ${#train_specs[@]} -gt 1 ]; then compare=(--compare "${train_specs[@]:1}"); fi
+  echo "== invariance over training (${#train_specs[@]} runs) -> $ANALYSIS_DIR/invariance_training"
+  "$PY" tools/analysis_tools/invariance.py cls "$spec_cfg" "$spec_ckpt" --label "$spec_label" \
+      ${compare[@]+"${compare[@]}"} --num-images "$INV_IMAGES" \
+      --out-dir "$ANALYSIS_DIR/invariance_training" --threads "$THREADS"
+  cp "$ANALYSIS_DIR"/invariance_training/invariance_cls_training.{png,json,csv} "$OUT/"
+else
+  echo "analysis_figures.sh: no $WORK_DIRS/cls_<stm>_micro/ with two or more epoch_*.pth" \
+       "(make demo-cls keeps epochs 2, 4, ..., 10); skipping invariance over training" >&2
+fi
+
 det_checkpoint() {  # $DET_CKPT_FMT, else the last checkpoint of make demo-det's work dir
   # shellcheck disable=SC2059
   local ckpt
@@ -103,6 +131,33 @@ if [ ${#det_specs[@]} -gt 0 ] && [ -f "$DET_DATA" ]; then
   cp "$ANALYSIS_DIR"/invariance/invariance_det.{png,json,csv} "$OUT/"
   "$PY" tools/analysis_tools/invariance.py plot "$OUT/invariance_cls.json" \
       "$OUT/invariance_det.json" --out "$OUT/invariance_all.png"
+
+  # ERF against AP by object size (Fig. 5): ERF of every detector's backbone on validation
+  # scenes, joined with the COCO metrics that make demo-det saved next to its checkpoint
+  split_spec "${det_specs[0]}"
+  echo "== ERF of the detectors (${ERF_IMAGES} scenes at ${DET_ERF_SIZE}) -> $ANALYSIS_DIR/erf_det"
+  "$PY" tools/analysis_tools/erf.py "$spec_cfg" "$spec_ckpt" --label "$spec_label" \
+      ${compare[@]+"${compare[@]}"} --data "$DET_ERF_DATA" --num-images "$ERF_IMAGES" \
+      --input-size "$DET_ERF_SIZE" --out-dir "$ANALYSIS_DIR/erf_det" --threads "$THREADS"
+  erf_json=$ANALYSIS_DIR/erf_det/erf_compare.json
+  [ ${#det_specs[@]} -gt 1 ] || erf_json=$ANALYSIS_DIR/erf_det/erf.json
+  ap_specs=()
+  for stm in $STMS; do
+    metrics=$WORK_DIRS/det_${stm}_micro/coco_metrics.json
+    if [ -f "$(det_checkpoint "$stm")" ] && [ -f "$metrics" ]; then
+      ap_specs+=("$erf_json:$metrics:$(name_of "$stm")-micro")
+    fi
+  done
+  if [ ${#ap_specs[@]} -gt 0 ]; then
+    echo "== ERF@50 against AP by object size -> $ANALYSIS_DIR/erf_vs_ap"
+    "$PY" tools/analysis_tools/erf_vs_ap.py --json "${ap_specs[@]}" \
+        --out-dir "$ANALYSIS_DIR/erf_vs_ap" \
+        --title "digit-scenes micro detectors: AP by object size against ERF@50"
+    cp "$ANALYSIS_DIR"/erf_vs_ap/erf_vs_ap.{png,json,csv} "$OUT/"
+  else
+    echo "analysis_figures.sh: no $WORK_DIRS/det_<stm>_micro/coco_metrics.json (make demo-det" \
+         "writes it); skipping ERF against AP" >&2
+  fi
 else
   # shellcheck disable=SC2059
   echo "analysis_figures.sh: no digit-scenes detector checkpoints ($(printf "$DET_CKPT_FMT" '<stm>')" \

@@ -9,7 +9,8 @@
 # Environment: STM (halo|pvt|swin|dwconv|dcnv3|all, default halo), DATA (default data/digits),
 # WORK_DIRS (default work_dirs/demo), PYTHON, EXTRA_CFG_OPTIONS (appended to --cfg-options,
 # e.g. "train_cfg.max_epochs=5").
-# Outputs: $WORK_DIRS/cls_${STM}_micro/ (logs, checkpoints) and $WORK_DIRS/cls_${STM}_micro.pth.
+# Outputs: $WORK_DIRS/cls_${STM}_micro/ (logs, epoch_{2,4,...,10}.pth) and
+# $WORK_DIRS/cls_${STM}_micro.pth (the last).
 set -euo pipefail
 # shellcheck source=tools/demo/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -35,8 +36,10 @@ summary=()
 for stm in $stms; do
   config=configs/cls/digits/u_${stm}_micro_digits.py
   work_dir=$WORK_DIRS/cls_${stm}_micro
+  # a checkpoint every 2 epochs, all kept: invariance over training (docs/analysis.md, Fig. 7c)
   options=(train_dataloader.dataset.data_root="$DATA" val_dataloader.dataset.data_root="$DATA"
-           test_dataloader.dataset.data_root="$DATA")
+           test_dataloader.dataset.data_root="$DATA"
+           default_hooks.checkpoint.interval=2 default_hooks.checkpoint.max_keep_ckpts=-1)
   if [ -n "${EXTRA_CFG_OPTIONS:-}" ]; then
     # shellcheck disable=SC2206
     options+=(${EXTRA_CFG_OPTIONS})
