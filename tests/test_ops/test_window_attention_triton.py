@@ -111,7 +111,8 @@ def test_compile_specs_name_every_parameter():
     from stm_mm.ops.triton.window_attention import compile_specs
     specs = compile_specs()
     assert {s['name'] for s in specs} >= {'swin_window_attention_fwd_bf16',
-                                          'swin_window_attention_bwd_fp32'}
+                                          'swin_window_attention_bwd_dq_fp32',
+                                          'swin_window_attention_bwd_dkdv_fp32'}
     for spec in specs:
         assert list(spec['args']) == spec['kernel'].arg_names
 

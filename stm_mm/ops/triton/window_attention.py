@@ -9,11 +9,12 @@ arithmetic inside the kernel.
 
 One program attends one (image, window, head): the ``M*M`` tokens (49, padded to 64) fit one
 tile, so the softmax is exact in registers (no online rescaling). The backward pass recomputes
-the scores; each token lies in exactly one window, so dq, dk, dv are written without atomics.
-The table gradient sums dS over images and windows per relative offset: each backward program
-loops over several windows and keeps that sum in registers, writes one ``(T, T)`` partial per
-program (deterministic, no atomics), and the partials are reduced and scattered to the table by
-PyTorch (a few MB, once per call).
+the scores in two kernels (FlashAttention-2 style, so that neither spills registers on sm_80 and
+sm_90): one writes dq, the other dk and dv; each token lies in exactly one window, so both write
+without atomics. The table gradient sums dS over images and windows per relative offset: each dq
+program loops over several windows and adds their dS to its own ``(T, T)`` partial in global
+memory (load-add-store, deterministic, no atomics; a register sum across the loop spills), and
+the partials are reduced and scattered to the table by PyTorch (a few MB, once per call).
 """
 from typing import Tuple
 
@@ -25,7 +26,7 @@ from ...models.utils.windows import cache_per_size, relative_position_index
 
 NUM_WARPS = 8  # 4 spills registers in the fp32 kernels (ptxas -v, sm_80/sm_90)
 NUM_STAGES = 1  # 2 pipelines the backward's window loop at the cost of spills
-BACKWARD_PROGRAMS_PER_SM = 4  # backward programs per SM, all heads together
+BACKWARD_PROGRAMS_PER_SM = 4  # dq programs per SM, all heads together
 
 
 @triton.jit
@@ -121,39 +122,61 @@ def _window_attention_fwd(qkv_ptr, table_ptr, out_ptr, Hp, Wp, shift, scale,
 
 
 @triton.jit
-def _window_attention_bwd(qkv_ptr, table_ptr, grad_out_ptr, grad_qkv_ptr, partial_ptr,
-                          num_windows, Hp, Wp, shift, scale, HEADS: tl.constexpr,
-                          HEAD_DIM: tl.constexpr, WINDOW: tl.constexpr, BLOCK_T: tl.constexpr,
-                          BLOCK_D: tl.constexpr, TF32: tl.constexpr):
+def _logits_grad(p, do, v, TF32: tl.constexpr):
+    """dS ``(T, T)``: the gradient of the logits (and of the bias) of one window and head, from
+    its probabilities ``p (T, T)``, output gradient ``do (T, D)`` and values ``v (T, D)``."""
+    dp = _dot(do, tl.trans(v), TF32)
+    return p * (dp - tl.sum(p * dp, axis=1)[:, None])
+
+
+@triton.jit
+def _window_attention_bwd_dq(qkv_ptr, table_ptr, grad_out_ptr, grad_qkv_ptr, partial_ptr,
+                             num_windows, Hp, Wp, shift, scale, HEADS: tl.constexpr,
+                             HEAD_DIM: tl.constexpr, WINDOW: tl.constexpr,
+                             BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, TF32: tl.constexpr):
     """Grid ``(P, heads)``: program ``i`` handles windows ``i, i + P, ...`` of one head, writes
-    their dq, dk, dv and its sum of dS over them to ``partial[i, head]`` ``(T, T)``."""
+    their dq and adds their dS to ``partial[i, head]`` ``(T, T)`` (zeros at launch)."""
     head = tl.program_id(1)
     C: tl.constexpr = HEADS * HEAD_DIM
     bias = _position_bias(table_ptr, head, HEADS, WINDOW, BLOCK_T)  # the same for every window
-    ds_sum = tl.zeros([BLOCK_T, BLOCK_T], dtype=partial_ptr.dtype.element_ty)
+    t = tl.arange(0, BLOCK_T)
+    partial = partial_ptr + (((tl.program_id(0) * HEADS + head) * BLOCK_T + t[:, None]) *
+                             BLOCK_T + t[None, :])
     for window_id in range(tl.program_id(0), num_windows, tl.num_programs(0)):
         token, valid, region = _window_tokens(window_id, Hp, Wp, shift, WINDOW, BLOCK_T)
-        # each gradient is stored as soon as it is computed (fewer live registers)
         q = _load_head(qkv_ptr, token, valid, head * HEAD_DIM, HEAD_DIM, BLOCK_D, 3 * C)
         k = _load_head(qkv_ptr, token, valid, C + head * HEAD_DIM, HEAD_DIM, BLOCK_D, 3 * C)
         p = _probabilities(q, k, bias, region, scale, TF32)
         do = _load_head(grad_out_ptr, token, valid, head * HEAD_DIM, HEAD_DIM, BLOCK_D, C)
-        dv = _dot(tl.trans(p.to(do.dtype)), do, TF32)
-        _store_head(grad_qkv_ptr, dv, token, valid, 2 * C + head * HEAD_DIM, HEAD_DIM, BLOCK_D,
-                    3 * C)
         v = _load_head(qkv_ptr, token, valid, 2 * C + head * HEAD_DIM, HEAD_DIM, BLOCK_D, 3 * C)
-        dp = _dot(do, tl.trans(v), TF32)
-        ds = p * (dp - tl.sum(p * dp, axis=1)[:, None])  # d logits = d bias
-        ds_sum += ds.to(ds_sum.dtype)
-        ds = ds.to(q.dtype)
-        dq = _dot(ds, k, TF32) * scale
+        ds = _logits_grad(p, do, v, TF32)
+        tl.store(partial, tl.load(partial) + ds.to(partial_ptr.dtype.element_ty))
+        dq = _dot(ds.to(k.dtype), k, TF32) * scale
         _store_head(grad_qkv_ptr, dq, token, valid, head * HEAD_DIM, HEAD_DIM, BLOCK_D, 3 * C)
-        dk = _dot(tl.trans(ds), q, TF32) * scale
-        _store_head(grad_qkv_ptr, dk, token, valid, C + head * HEAD_DIM, HEAD_DIM, BLOCK_D,
-                    3 * C)
-    t = tl.arange(0, BLOCK_T)
-    offsets = ((tl.program_id(0) * HEADS + head) * BLOCK_T + t[:, None]) * BLOCK_T + t[None, :]
-    tl.store(partial_ptr + offsets, ds_sum)
+
+
+@triton.jit
+def _window_attention_bwd_dkdv(qkv_ptr, table_ptr, grad_out_ptr, grad_qkv_ptr, Hp, Wp, shift,
+                               scale, HEADS: tl.constexpr, HEAD_DIM: tl.constexpr,
+                               WINDOW: tl.constexpr, BLOCK_T: tl.constexpr,
+                               BLOCK_D: tl.constexpr, TF32: tl.constexpr):
+    """Grid ``(B * nW, heads)``: dk and dv of one window and head per program."""
+    head = tl.program_id(1)
+    token, valid, region = _window_tokens(tl.program_id(0), Hp, Wp, shift, WINDOW, BLOCK_T)
+    C: tl.constexpr = HEADS * HEAD_DIM
+    q = _load_head(qkv_ptr, token, valid, head * HEAD_DIM, HEAD_DIM, BLOCK_D, 3 * C)
+    k = _load_head(qkv_ptr, token, valid, C + head * HEAD_DIM, HEAD_DIM, BLOCK_D, 3 * C)
+    bias = _position_bias(table_ptr, head, HEADS, WINDOW, BLOCK_T)
+    p = _probabilities(q, k, bias, region, scale, TF32)
+    # each gradient is stored as soon as it is computed (fewer live registers)
+    do = _load_head(grad_out_ptr, token, valid, head * HEAD_DIM, HEAD_DIM, BLOCK_D, C)
+    dv = _dot(tl.trans(p.to(do.dtype)), do, TF32)
+    _store_head(grad_qkv_ptr, dv, token, valid, 2 * C + head * HEAD_DIM, HEAD_DIM, BLOCK_D,
+                3 * C)
+    v = _load_head(qkv_ptr, token, valid, 2 * C + head * HEAD_DIM, HEAD_DIM, BLOCK_D, 3 * C)
+    ds = _logits_grad(p, do, v, TF32)
+    dk = _dot(tl.trans(ds.to(q.dtype)), q, TF32) * scale
+    _store_head(grad_qkv_ptr, dk, token, valid, C + head * HEAD_DIM, HEAD_DIM, BLOCK_D, 3 * C)
 
 
 def _tiles(window, head_dim):
@@ -220,7 +243,7 @@ def _relative_index(window, device):
 
 
 def _backward_programs(num_windows, heads, device):
-    """Backward programs per head: a few per SM on the GPU; two elsewhere (the interpreter),
+    """dq programs per head: a few per SM on the GPU; two elsewhere (the interpreter),
     so that small tests still cover a program looping over several windows."""
     if device.type != 'cuda':
         return min(num_windows, 2)
@@ -241,11 +264,14 @@ def window_attention_backward(grad_out: torch.Tensor, qkv: torch.Tensor, table: 
     num_windows = B * (Hp // window) * (Wp // window)
     programs = _backward_programs(num_windows, heads, qkv.device)
     accumulate = torch.float64 if qkv.dtype == torch.float64 else torch.float32
-    partial = qkv.new_empty(programs, heads, block_t, block_t, dtype=accumulate)
-    _window_attention_bwd[(programs, heads)](
+    partial = qkv.new_zeros(programs, heads, block_t, block_t, dtype=accumulate)
+    _window_attention_bwd_dq[(programs, heads)](
         qkv, table, grad_out, grad_qkv, partial, num_windows, Hp, Wp, shift, scale, heads,
         C3 // 3 // heads, window, block_t, block_d, _tf32(), num_warps=NUM_WARPS,
         num_stages=NUM_STAGES)
+    _window_attention_bwd_dkdv[(num_windows, heads)](
+        qkv, table, grad_out, grad_qkv, Hp, Wp, shift, scale, heads, C3 // 3 // heads, window,
+        block_t, block_d, _tf32(), num_warps=NUM_WARPS, num_stages=NUM_STAGES)
     T = window * window
     ds = partial.sum(0)[:, :T, :T].reshape(heads, T * T)  # dS summed over images and windows
     grad_table = torch.zeros(table.shape, dtype=accumulate, device=table.device)
@@ -287,8 +313,13 @@ def compile_specs():
             args=dict(qkv_ptr=dtype, table_ptr='*fp32', out_ptr=dtype, **geometry, **tiles,
                       TF32=tf32), num_warps=NUM_WARPS, num_stages=NUM_STAGES))
         specs.append(dict(
-            name=f'swin_window_attention_bwd_{name}', kernel=_window_attention_bwd,
+            name=f'swin_window_attention_bwd_dq_{name}', kernel=_window_attention_bwd_dq,
             args=dict(qkv_ptr=dtype, table_ptr='*fp32', grad_out_ptr=dtype, grad_qkv_ptr=dtype,
                       partial_ptr='*fp32', num_windows='i32', **geometry, **tiles, TF32=tf32),
+            num_warps=NUM_WARPS, num_stages=NUM_STAGES))
+        specs.append(dict(
+            name=f'swin_window_attention_bwd_dkdv_{name}', kernel=_window_attention_bwd_dkdv,
+            args=dict(qkv_ptr=dtype, table_ptr='*fp32', grad_out_ptr=dtype, grad_qkv_ptr=dtype,
+                      **geometry, **tiles, TF32=tf32),
             num_warps=NUM_WARPS, num_stages=NUM_STAGES))
     return specs
