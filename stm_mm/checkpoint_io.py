@@ -323,10 +323,16 @@ def add_unsafe_load_option(parser):
                         'unpickling (runs code stored in the file): only for files you trust')
 
 
+def add_checkpoint_tool_options(parser):
+    """``--unsafe-load`` and ``--debug``: the options that a tool reading checkpoints through
+    :func:`stm_mm.engine.cli.run_cli` has, since its error messages suggest them."""
+    add_unsafe_load_option(parser)
+    parser.add_argument('--debug', action='store_true', help='show tracebacks of errors')
+
+
 def add_converter_options(parser):
     """The converters' ``--out-format``, ``--unsafe-load`` and ``--debug``."""
     parser.add_argument('--out-format', choices=['pth', 'safetensors'],
                         help='output format (default: from the file name, .safetensors or else '
                         'pth)')
-    add_unsafe_load_option(parser)
-    parser.add_argument('--debug', action='store_true', help='show tracebacks of errors')
+    add_checkpoint_tool_options(parser)

@@ -286,6 +286,7 @@ class ReliableRunner(Runner):
     def train(self):
         self._preflight(('train', 'val'))
         self._guard_images(('train', 'val'))
+        self._seed_samples()
         if self._reliability['check_input_size']:
             self._check_input_sizes(('train', 'val'))
         self._check_pretrained_inits()
@@ -385,6 +386,31 @@ class ReliableRunner(Runner):
                                          skip_list=self._reliability['skip_list'])
         if skip and not any(isinstance(h, UnreadableImagesHook) for h in self._hooks):
             self.register_hook(UnreadableImagesHook(self._reliability['max_unreadable']))
+
+    def _seed_samples(self):
+        """Augment each training sample with RNGs seeded from (seed, rank, epoch, position)
+        (:mod:`stm_mm.datasets.sample_seeds`): data-loader workers, persistent or not, then
+        produce the same batches after a resume as in the uninterrupted run."""
+        loader = self._train_dataloader
+        if not (self._reliability['save_rng_state'] and isinstance(loader, dict)
+                and isinstance(loader.get('dataset'), dict)
+                and isinstance(loader.get('sampler'), dict)):
+            return
+        from stm_mm.datasets.sample_seeds import SeededSampler, SeededSamples
+        loader['dataset'] = dict(type=SeededSamples, dataset=loader['dataset'])
+        loader['sampler'] = dict(type=SeededSampler, sampler=loader['sampler'])
+
+    @staticmethod
+    def build_dataloader(dataloader, seed=None, diff_rank_seed=False):
+        """``Runner.build_dataloader``; the loader's ``iter()`` leaves torch's global RNG alone
+        (:class:`~stm_mm.datasets.sample_seeds.RngNeutralDataLoader`)."""
+        from torch.utils.data import DataLoader
+
+        from stm_mm.datasets.sample_seeds import RngNeutralDataLoader
+        loader = Runner.build_dataloader(dataloader, seed, diff_rank_seed)
+        if type(loader) is DataLoader:
+            loader.__class__ = RngNeutralDataLoader
+        return loader
 
     def _redirect_evaluator(self, split, replaced):
         evaluator = getattr(self, f'_{split}_evaluator', None)
