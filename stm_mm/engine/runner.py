@@ -34,6 +34,7 @@ Bad images, during the run
 Options: ``reliability = dict(...)`` in the config, keys of :data:`DEFAULT_OPTIONS`.
 """
 import copy
+import errno
 import os
 import os.path as osp
 import random
@@ -50,7 +51,7 @@ from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_mod
 from ..checkpoint_io import CheckpointReadError, check_checkpoint_format
 from ..converters import check_state_dict_fits
 from .hooks import (FiniteLossHook, NonFiniteLossError, ReliableCheckpointHook,
-                    atomic_write, checkpoint_sort_key)
+                    atomic_write, checkpoint_sort_key, last_good_checkpoint)
 
 DEFAULT_OPTIONS = dict(
     strict_load=True,        # load_from / resume: the checkpoint must fit the model exactly
@@ -61,6 +62,7 @@ DEFAULT_OPTIONS = dict(
     save_rng_state=True,     # store and restore RNG states for exact resumes
     max_unreadable=0.01,     # skip_invalid: largest share of undecodable images per split
     skip_list=None,          # skip_invalid: images to skip unread (check_images.py's list)
+    max_image_pixels=89_478_485,  # larger images are unreadable (Pillow's limit; None: none)
 )
 
 
@@ -71,7 +73,22 @@ class ReliabilityError(RuntimeError):
 
 
 class CheckpointError(ReliabilityError):
-    pass
+    """``kind``: what is wrong with the file, for summaries (``'refused as unsafe'``, ...)."""
+
+    def __init__(self, message, kind='unreadable'):
+        super().__init__(message)
+        self.kind = kind
+
+
+def _kind_of(read_error):
+    from ..checkpoint_io import NotACheckpointError, UnsafeCheckpointError
+    if isinstance(read_error, UnsafeCheckpointError):
+        return 'refused as unsafe'
+    if isinstance(read_error, NotACheckpointError):
+        return 'not a checkpoint'
+    if str(read_error).startswith('checkpoint file not found'):
+        return 'missing'
+    return 'truncated or corrupt'
 
 
 class InputSizeError(ReliabilityError):
@@ -91,6 +108,15 @@ def reliability_options(cfg):
     return opts
 
 
+def is_disk_full(exc):
+    """Whether a failed write ran out of space: ``ENOSPC``/``EDQUOT``, or torch's zip writer
+    after a short write (``unexpected pos ...``, ``file write failed``)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return any(s in text for s in ('No space left', 'unexpected pos', 'file write failed'))
+
+
 def _first_line(text, limit=300):
     text = str(text).strip().splitlines()[0] if str(text).strip() else ''
     return text if len(text) <= limit else text[:limit] + '...'
@@ -104,7 +130,7 @@ def check_checkpoint_file(filename):
     try:
         check_checkpoint_format(filename)
     except CheckpointReadError as e:
-        raise CheckpointError(str(e)) from None
+        raise CheckpointError(str(e), _kind_of(e)) from None
 
 
 def read_checkpoint(filename, map_location='cpu'):
@@ -120,7 +146,7 @@ def read_checkpoint(filename, map_location='cpu'):
     except CheckpointError:
         raise
     except CheckpointReadError as e:
-        raise CheckpointError(str(e)) from None
+        raise CheckpointError(str(e), _kind_of(e)) from None
     except Exception as e:  # other MMEngine schemes (s3://, pavi://, ...)
         raise CheckpointError(f'checkpoint {filename} cannot be read [{type(e).__name__}: '
                               f'{_first_line(e, 160)}]; fix: check the path and the file') from e
@@ -375,8 +401,10 @@ class ReliableRunner(Runner):
                 continue
             for ds in iter_datasets(loader['dataset']):
                 ds['pipeline'] = [
-                    dict(t, type=SafeLoadImageFromFile) if isinstance(t, dict)
-                    and _is_load_image(t.get('type')) else t for t in ds.get('pipeline') or []]
+                    dict(t, type=SafeLoadImageFromFile,
+                         max_pixels=self._reliability['max_image_pixels'])
+                    if isinstance(t, dict) and _is_load_image(t.get('type')) else t
+                    for t in ds.get('pipeline') or []]
             if skip:
                 record = record_file(self.work_dir, split, self.rank)
                 if not self._resume and osp.isfile(record):
@@ -565,21 +593,29 @@ class ReliableRunner(Runner):
                 ckpt = read_checkpoint(path, map_location='cpu')
                 if not isinstance(ckpt, dict) or 'meta' not in ckpt or 'state_dict' not in ckpt:
                     raise CheckpointError(f'checkpoint {path} has no meta/state_dict: not a '
-                                          'training checkpoint')
+                                          'training checkpoint', 'not a training checkpoint')
             except CheckpointError as e:
-                rejected.append(path)
+                rejected.append((path, e.kind))
                 self.logger.warning(f'Auto-resume skips {path}: {_first_line(e)}')
                 continue
             if rejected:
                 self.logger.warning(f'Auto-resume falls back to {path} (the newest loadable '
-                                    f'checkpoint; skipped: {", ".join(rejected)})')
+                                    f'checkpoint; skipped: {", ".join(p for p, _ in rejected)})')
             self._ckpt_cache = (path, ckpt)
             return path
         if rejected:
+            kinds = {}
+            for path, kind in rejected:
+                kinds.setdefault(kind, []).append(path)
+            what = '; '.join(f'{len(paths)} {kind}: {", ".join(paths)}'
+                             for kind, paths in kinds.items())
+            if len(kinds) == 1:
+                what = f'all {len(rejected)} are {what.split(" ", 1)[1]}'
+            unsafe = ('pass --unsafe-load only if you trust the refused file(s), or '
+                      if 'refused as unsafe' in kinds else '')
             raise CheckpointError(
-                f'no loadable checkpoint in {self.work_dir} to resume from (all '
-                f'{len(rejected)} are truncated or corrupt: {", ".join(rejected)}); fix: '
-                'restore a checkpoint or start without --resume')
+                f'no loadable checkpoint in {self.work_dir} to resume from ({what}); fix: '
+                f'{unsafe}restore a checkpoint or start without --resume')
         return None
 
     def load_or_resume(self):
@@ -638,6 +674,11 @@ class ReliableRunner(Runner):
         self._fit_check = True  # resuming another model's checkpoint is never intended
         try:
             super().resume(filename, resume_optimizer, resume_param_scheduler, map_location)
+        except CheckpointError as e:
+            if e.kind != 'truncated or corrupt':
+                raise
+            raise CheckpointError(f'{e}, or resume from an earlier checkpoint (--resume '
+                                  'without a path picks the newest complete one)', e.kind) from None
         finally:
             self._fit_check = False
         state = (self._loaded_meta or {}).get('rng_state')
@@ -687,7 +728,19 @@ class ReliableRunner(Runner):
         original = runner_module.save_checkpoint
 
         def atomic_save(checkpoint, path, **kwargs):
-            atomic_write(path, lambda f: torch.save(checkpoint, f))
+            try:
+                atomic_write(path, lambda f: torch.save(checkpoint, f))
+            except Exception as e:  # noqa: B902 - a full disk is named, the rest re-raised
+                if not is_disk_full(e):
+                    raise
+                intact = last_good_checkpoint(self)
+                kept = (f'{intact} is intact (last_checkpoint points to it)' if intact else
+                        'no earlier checkpoint exists')
+                raise CheckpointError(
+                    f'the disk is full: writing checkpoint {path} failed [{type(e).__name__}: '
+                    f'{_first_line(e, 120)}]; the partial file was deleted and {kept}; fix: '
+                    'free space on that disk (or move work_dir), then continue with --resume',
+                    'disk full') from None
 
         # Runner.save_checkpoint assembles the checkpoint (meta, weights, optimizer, schedulers,
         # message hub, before_save_checkpoint hooks) and hands it to this module-level function
