@@ -176,9 +176,9 @@ def _plain_pickle_refusal(path, message):
     if forbidden:
         what = f'Python objects that loading would execute ({forbidden})'
     elif opcode:
-        code = int(opcode.group(1))
-        what = (f'pickle opcode {pickletools.code2op.get(chr(code)).name if chr(code) in '
-                f'pickletools.code2op else code} that the safe loader does not read')
+        op = pickletools.code2op.get(chr(int(opcode.group(1))))
+        what = (f'pickle opcode {op.name if op else opcode.group(1)} that the safe loader does '
+                'not read')
     else:
         what = 'a pickle of protocol 0/1, which the safe loader does not read'
     return UnsafeCheckpointError(

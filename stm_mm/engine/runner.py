@@ -10,7 +10,12 @@ Checkpoints
     * a checkpoint is never written while any weight is NaN/Inf;
     * the RNG states (python, numpy, torch, CUDA) are stored in ``meta['rng_state']`` and
       restored on resume at the point where the uninterrupted run was, so that an interrupted and
-      resumed run ends with the same weights (seeded, deterministic runs).
+      resumed run ends with the same weights (seeded, deterministic runs);
+    * each training sample is augmented with RNGs seeded from (seed, rank, epoch, position)
+      (:mod:`stm_mm.datasets.sample_seeds`), so data-loader workers, persistent or not, do not
+      make a resumed run differ; data loaders' ``iter()`` leaves the global RNG alone;
+    * a full disk is named, with the checkpoint that is still intact; older checkpoints that a
+      killed run left beyond ``max_keep_ckpts`` are deleted at the next save.
 Resume
     * auto-resume (``--resume``) tries the pointer's file first and falls back to the newest
       loadable checkpoint, logging every file it skips (truncated, corrupt, wrong content);
