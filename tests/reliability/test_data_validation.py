@@ -252,8 +252,12 @@ def test_config_classes_ignore_and_crowd_drop_nothing_silently(coco, tmp_path):
     ignore=1 / iscrowd=1 annotations are counted in a log line. An empty annotation list is
     fatal, naming the file."""
     root, data = coco
-    classes = tuple(c for c in CLASSES if c != '3')
-    n_3 = sum(1 for a in data['annotations'] if a['category_id'] == 4)  # category '3' is id 4
+    anns = data['annotations']
+    cid = max({a['category_id'] for a in anns[2:]} - {anns[0]['category_id'],
+                                                      anns[1]['category_id']})
+    name = CLASSES[cid - 1]
+    classes = tuple(c for c in CLASSES if c != name)
+    n_out = sum(1 for a in anns if a['category_id'] == cid)
 
     def edit(d):
         d['annotations'][0].update(ignore=1)
@@ -262,13 +266,12 @@ def test_config_classes_ignore_and_crowd_drop_nothing_silently(coco, tmp_path):
     ds = dict(type='CocoDataset', data_root=root, ann_file=ann, data_prefix=dict(img='img/'),
               metainfo=dict(classes=classes),
               pipeline=[dict(type='LoadAnnotations', with_bbox=True, with_mask=True)])
-    assert n_3 >= 1 and data['annotations'][0]['category_id'] != 4
     with pytest.raises(DataValidationError) as info:
         validate_dataset_cfg(dict(ds), 'train')
     lines = str(info.value).splitlines()
     assert "is not in the config's metainfo.classes" in lines[1]
     assert lines[-2] == ("  annotations of categories not in the config's metainfo.classes "
-                         f"(mmdet would drop them silently): '3' (id 4): {n_3}")
+                         f"(mmdet would drop them silently): '{name}' (id {cid}): {n_out}")
     assert lines[-1].startswith('fix: add the missing names to metainfo.classes, or pass '
                                 '--skip-invalid')
 
@@ -276,9 +279,9 @@ def test_config_classes_ignore_and_crowd_drop_nothing_silently(coco, tmp_path):
     logger = type('L', (), {'warning': lambda self, m: logged.append(m)})()
     work_dir = str(tmp_path / 'work')
     validate_dataset_cfg(ds, 'train', skip_invalid=True, work_dir=work_dir, logger=logger)
-    assert f'--skip-invalid dropped {n_3} annotation(s) and 0 image(s)' in logged[1]
+    assert f'--skip-invalid dropped {n_out} annotation(s) and 0 image(s)' in logged[1]
     with open(osp.join(work_dir, 'cleaned_annotations', 'train_train_problems.txt')) as f:
-        assert f.read().count("is not in the config's metainfo.classes") == n_3
+        assert f.read().count("is not in the config's metainfo.classes") == n_out
     assert logged[0] == (f'train dataset: {ann}: of its annotations, 1 marked ignore=1 are '
                          'skipped and 1 marked iscrowd=1 are ignore regions (no loss) (as in '
                          'mmdet)')
