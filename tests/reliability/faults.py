@@ -9,8 +9,8 @@
     'ckpt_delete' SIGKILL after the checkpoint of iteration N and the pointer to it are
                   written, before the checkpoints beyond max_keep_ckpts are deleted
     'disk_full'   the disk fills up 1000 bytes into the checkpoint of iteration N: the write
-                  raises ENOSPC (``short=False``) or writes less than asked (``short=True``,
-                  what torch's zip writer reports as ``unexpected pos``)
+                  raises ENOSPC (``short=False``), or torch's zip writer fails as it does
+                  after a short write (``short=True``: ``unexpected pos ...``)
     'nan'         set a head weight to NaN before iteration N (the loss becomes NaN); with
                   ``rank=R`` only in process R of a distributed run
 """
@@ -80,17 +80,19 @@ class FaultHook(Hook):
 
 
 class _FullDisk:
-    """A file that takes ``room`` bytes; then each write raises ENOSPC or writes nothing."""
+    """A file that takes ``room`` bytes; the write that does not fit fails."""
 
     def __init__(self, f, room, short):
         self._f, self._room, self._short = f, room, short
 
     def write(self, data):
-        n = min(len(data), self._room)
-        if n < len(data) and not self._short:
+        if len(data) > self._room:
+            if self._short:
+                raise RuntimeError('[enforce fail at inline_container.cc:672] . unexpected pos '
+                                   f'{self._room + len(data)} vs {self._room}')
             raise OSError(errno.ENOSPC, 'No space left on device')
-        self._room -= n
-        return self._f.write(bytes(memoryview(data)[:n]))
+        self._room -= len(data)
+        return self._f.write(data)
 
     def __getattr__(self, name):
         return getattr(self._f, name)
