@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from mmengine.dist import get_dist_info
 from mmengine.registry import DATA_SAMPLERS, DATASETS
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from .wrapper import DatasetWrapper
 
@@ -50,7 +50,7 @@ def seeds_of(key):
     return (w[0] << 32) | w[1], w[2], (w[2] << 32) | w[3]
 
 
-class SeededSampler:
+class SeededSampler(Sampler):
     """Wrap a sampler (config or object); yields :class:`SampleIndex` values.
 
     Args:
