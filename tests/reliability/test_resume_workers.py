@@ -28,7 +28,8 @@ def _run(image_folder, work_dir, loop, persistent, **kw):
     return build_runner(cfg)
 
 
-@pytest.mark.parametrize('loop,persistent', list(CASES))
+@pytest.mark.parametrize('loop,persistent', [  # the second one is in the slow suite only
+    ('epoch', True), pytest.param('iter', False, marks=pytest.mark.slow)])
 def test_kill_and_resume_with_workers(image_folder, tmp_path, loop, persistent):
     kill_at, resumed, final = CASES[loop, persistent]
     reference = str(tmp_path / 'reference')
