@@ -32,6 +32,7 @@ import logging
 import os
 import os.path as osp
 import pickle
+import pickletools
 import re
 import zipfile
 from collections import OrderedDict
@@ -132,6 +133,59 @@ def _forbidden_object(message):
     return None
 
 
+def _pickle_info(path):
+    """``(protocol, global names)`` of the first pickle in ``path``, read opcode by opcode
+    without running anything; None when the file does not start with a complete pickle."""
+    names, strings, protocol = [], [], 0
+    try:
+        with open(path, 'rb') as f:
+            for op, arg, _ in pickletools.genops(f):
+                if op.name == 'PROTO':
+                    protocol = arg
+                elif op.name in ('GLOBAL', 'INST'):
+                    names.append(str(arg).replace(' ', '.'))
+                elif op.name == 'STACK_GLOBAL' and len(strings) >= 2:
+                    names.append(f'{strings[-2]}.{strings[-1]}')
+                elif isinstance(arg, str):
+                    strings.append(arg)
+    except Exception:  # noqa: B902 - not a pickle, or truncated
+        return None
+    return protocol, names
+
+
+def _allowed_name(name):
+    allowed = {f'{getattr(g, "__module__", "")}.{getattr(g, "__qualname__", "")}'
+               for g in allowed_globals() if not isinstance(g, tuple)}
+    return (name.startswith('torch.') or name in allowed
+            or name in ('collections.OrderedDict', 'builtins.getattr'))
+
+
+def _plain_pickle_refusal(path, message):
+    """The :class:`UnsafeCheckpointError` for a plain pickle (not ``torch.save``'s format) that
+    the weights-only unpickler refused, or None (other files, other failures)."""
+    if zipfile.is_zipfile(path):
+        return None
+    info = _pickle_info(path)
+    if info is None:
+        return None
+    protocol, names = info
+    forbidden = next((n for n in names if not _allowed_name(n)), None)
+    opcode = re.search(r'Unsupported operand (\d+)', message)
+    if forbidden is None and opcode is None and protocol >= 2:
+        return None  # a torch legacy-format file, damaged after its first pickle
+    if forbidden:
+        what = f'Python objects that loading would execute ({forbidden})'
+    elif opcode:
+        op = pickletools.code2op.get(chr(int(opcode.group(1))))
+        what = (f'pickle opcode {op.name if op else opcode.group(1)} that the safe loader does '
+                'not read')
+    else:
+        what = 'a pickle of protocol 0/1, which the safe loader does not read'
+    return UnsafeCheckpointError(
+        f'checkpoint {path} is a plain pickle (protocol {protocol}, not torch.save\'s format) '
+        f'with {what}; it was not loaded; {_fix_unsafe()}')
+
+
 def _head(path, n=16):
     with open(path, 'rb') as f:
         return f.read(n)
@@ -165,7 +219,7 @@ def _format_error(path):
                 f'checkpoint {path} is a zip archive but not a PyTorch checkpoint (no data.pkl '
                 f'among its {len(names)} entries); fix: pass a .pth written by torch.save or a '
                 '.safetensors')
-    elif not head.startswith(b'\x80'):  # neither a zip nor a (legacy-format) pickle
+    elif not head.startswith(b'\x80') and _pickle_info(path) is None:  # no zip, no pickle
         return NotACheckpointError(
             f'{path} is not a checkpoint ({size} bytes starting with {head!r}; a PyTorch '
             'checkpoint is a zip archive or a pickle, or use .safetensors); fix: check the path')
@@ -195,15 +249,20 @@ def _describe_failure(path, exc):
         forbidden = _forbidden_object(text)
     else:
         forbidden = None
+    if forbidden is not None and not forbidden.startswith('pickle opcode'):
+        return UnsafeCheckpointError(
+            f'checkpoint {path} contains Python objects that loading would execute '
+            f'({forbidden}); it was not loaded; {_fix_unsafe()}')
+    refusal = _plain_pickle_refusal(path, text)
+    if refusal is not None:
+        return refusal
     if forbidden is not None:
         return UnsafeCheckpointError(
             f'checkpoint {path} contains Python objects that loading would execute '
             f'({forbidden}); it was not loaded; {_fix_unsafe()}')
     return _format_error(path) or CorruptCheckpointError(
         f'checkpoint {path} cannot be read ({osp.getsize(path)} bytes): it is truncated or '
-        f'corrupt [{type(exc).__name__}: {first[:160]}]; fix: copy or download the file again '
-        '(when resuming: an earlier checkpoint; --resume without a path picks the newest complete '
-        'one)')
+        f'corrupt [{type(exc).__name__}: {first[:160]}]; fix: copy or download the file again')
 
 
 def _load_safetensors(path, map_location):
@@ -220,7 +279,13 @@ def _load_safetensors(path, map_location):
         ) from None
     checkpoint = dict(state_dict=state_dict)
     if _META_KEY in metadata:
-        checkpoint['meta'] = json.loads(metadata[_META_KEY])
+        try:
+            checkpoint['meta'] = json.loads(metadata[_META_KEY])
+        except (ValueError, RecursionError) as e:
+            raise CorruptCheckpointError(
+                f'checkpoint {path}: its {_META_KEY} metadata is not valid JSON '
+                f'[{type(e).__name__}: {str(e)[:120]}]; fix: write the file again '
+                '(tools/model_converters/*.py --out-format safetensors)') from None
     return checkpoint
 
 
@@ -323,10 +388,16 @@ def add_unsafe_load_option(parser):
                         'unpickling (runs code stored in the file): only for files you trust')
 
 
+def add_checkpoint_tool_options(parser):
+    """``--unsafe-load`` and ``--debug``: the options that a tool reading checkpoints through
+    :func:`stm_mm.engine.cli.run_cli` has, since its error messages suggest them."""
+    add_unsafe_load_option(parser)
+    parser.add_argument('--debug', action='store_true', help='show tracebacks of errors')
+
+
 def add_converter_options(parser):
     """The converters' ``--out-format``, ``--unsafe-load`` and ``--debug``."""
     parser.add_argument('--out-format', choices=['pth', 'safetensors'],
                         help='output format (default: from the file name, .safetensors or else '
                         'pth)')
-    add_unsafe_load_option(parser)
-    parser.add_argument('--debug', action='store_true', help='show tracebacks of errors')
+    add_checkpoint_tool_options(parser)

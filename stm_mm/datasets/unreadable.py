@@ -21,6 +21,7 @@ from mmengine.registry import DATASETS
 
 from .image_loading import UnreadableImageError
 from .validation import DataValidationError
+from .wrapper import DatasetWrapper
 
 
 def substitute_index(index, attempt, length):
@@ -44,7 +45,7 @@ def append_record(record_file, path, reason):
 
 
 @DATASETS.register_module()
-class SkipUnreadable:
+class SkipUnreadable(DatasetWrapper):
     """Wrap ``dataset`` (a config or a dataset); everything but item access is forwarded.
 
     Args:
@@ -55,22 +56,13 @@ class SkipUnreadable:
     """
 
     def __init__(self, dataset, record_file, skip_list=None, max_tries=16):
-        self.dataset = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
+        super().__init__(dataset)
         self.record_file, self.skip_list, self.max_tries = record_file, skip_list, max_tries
         self._known_bad = None
         self._recorded = None  # paths already in record_file (read once per process)
 
-    def __getattr__(self, name):
-        if name == 'dataset':  # not yet set (unpickling)
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
-
-    def __len__(self):
-        return len(self.dataset)
-
     def full_init(self):
-        if hasattr(self.dataset, 'full_init'):
-            self.dataset.full_init()
+        super().full_init()
         self._known_bad = set()
         if self.skip_list:
             listed = read_skip_list(self.skip_list)

@@ -67,6 +67,9 @@ class CocoReport:
         self.bad_image_ids = set()   # images (and all their annotations) to drop
         self.dup_image_idx = set()   # positions in data['images'] of repeated ids (dropped)
         self.bad_ann_idx = set()     # positions in data['annotations'] to drop
+        self.excluded = Counter()    # (name, id) -> annotations of categories not in classes
+        self.ignored = 0             # valid annotations with ignore=1 (mmdet skips them)
+        self.crowd = 0               # valid annotations with iscrowd=1 (excluded from the loss)
 
     @property
     def fatal(self):
@@ -91,9 +94,29 @@ class CocoReport:
         lines = [head] + [f'  {p}' for p in problems[:limit]]
         if len(problems) > limit:
             lines.append(f'  ... and {len(problems) - limit} more')
+        if self.excluded and not fatal:
+            lines.append('  annotations of categories not in the config\'s metainfo.classes '
+                         '(mmdet would drop them silently): ' + ', '.join(
+                             f'{name!r} (id {cid}): {n}'
+                             for (name, cid), n in sorted(self.excluded.items())))
+        fix = FIX_HINT
+        if self.excluded:
+            fix = ('add the missing names to metainfo.classes, or ' + FIX_HINT.replace(
+                'fix the annotation file, or ', '') + ' (these too)')
         lines.append('fix: ' + ('correct the file (or the config\'s ann_file / metainfo)'
-                                if fatal else FIX_HINT))
+                                if fatal else fix))
         return '\n'.join(lines)
+
+    def exclusions(self):
+        """The line saying which valid annotations training leaves out, or None."""
+        parts = []
+        if self.ignored:
+            parts.append(f'{self.ignored} marked ignore=1 are skipped')
+        if self.crowd:
+            parts.append(f'{self.crowd} marked iscrowd=1 are ignore regions (no loss)')
+        if not parts:
+            return None
+        return f'{self.ann_file}: of its annotations, ' + ' and '.join(parts) + ' (as in mmdet)'
 
 
 def _is_number(x):
@@ -299,6 +322,9 @@ def check_coco(ann_file, img_dir=None, classes=None, check_files=True, need_mask
                 report.bad_image_ids.add(iid)
     if not data['images']:
         report.add('the file lists no images (an empty dataset)', fatal=True)
+    elif 'annotations' in data and not data['annotations']:
+        report.add('the "annotations" list is empty (no object to train on or to evaluate)',
+                   fatal=True)
     elif not set(images) - report.bad_image_ids and not report.fatal:
         report.add('no usable image left (every image entry is invalid)', fatal=True)
 
@@ -335,6 +361,10 @@ def check_coco(ann_file, img_dir=None, classes=None, check_files=True, need_mask
         if not _is_id(cid) or cid not in cats:
             bad(f'unknown category_id {cid!r} (categories: {sorted(cats)[:20]})')
             continue
+        if classes is not None and cats[cid] not in classes:
+            report.excluded[cats[cid], cid] += 1
+            bad(f'category {cats[cid]!r} (id {cid}) is not in the config\'s metainfo.classes')
+            continue
         bbox = ann.get('bbox')
         if (not isinstance(bbox, list) or len(bbox) != 4
                 or not all(_is_number(v) for v in bbox)):
@@ -360,6 +390,10 @@ def check_coco(ann_file, img_dir=None, classes=None, check_files=True, need_mask
         reason = _check_segmentation(ann.get('segmentation'), width, height, tol, need_masks)
         if reason:
             bad(reason)
+        elif ann.get('ignore'):
+            report.ignored += 1
+        elif ann.get('iscrowd'):
+            report.crowd += 1
     return report
 
 
@@ -568,6 +602,8 @@ def validate_dataset_cfg(dataset_cfg, split='train', skip_invalid=False, work_di
                                 need_masks=_pipeline_loads_masks(ds.get('pipeline')))
             if report.fatal:
                 raise DataValidationError(f'{split} dataset: ' + report.summary())
+            if report.exclusions():
+                log(f'{split} dataset: {report.exclusions()}')
             if report.problems:
                 if not skip_invalid:
                     raise DataValidationError(f'{split} dataset: ' + report.summary())

@@ -210,8 +210,9 @@ class ReliableCheckpointHook(CheckpointHook):
 
     Order per save: write the new checkpoint (atomic in ``ReliableRunner.save_checkpoint``),
     replace ``last_checkpoint`` atomically, then delete checkpoints beyond ``max_keep_ckpts``
-    and superseded ``best_*`` files. Stale temporary files of killed writes are removed when
-    training starts.
+    and superseded ``best_*`` files, and any older checkpoint of the same name pattern that a
+    run killed before its deletion left behind. Stale temporary files of killed writes are
+    removed when training starts.
     """
 
     def before_train(self, runner):
@@ -268,6 +269,29 @@ class ReliableCheckpointHook(CheckpointHook):
             else:
                 self._remove_now(path)
         self._flush_removals()
+        if self.max_keep_ckpts > 0 and '://' not in str(self.out_dir):
+            self._remove_stale_checkpoints(runner, step)
+
+    def _remove_stale_checkpoints(self, runner, step):
+        """Delete checkpoints older than ``step`` that ``max_keep_ckpts`` no longer keeps: a
+        run killed between writing a checkpoint and deleting the old one leaves them, and the
+        resumed run does not track them."""
+        pattern = re.compile(re.escape(self.filename_tmpl).replace(r'\{\}', r'(\d+)') + '$')
+        kept = set(self.keep_ckpt_ids)
+        removed = []
+        for name in sorted(os.listdir(self.out_dir)):
+            match = pattern.match(name)
+            if match and int(match.group(1)) < step and int(match.group(1)) not in kept:
+                try:
+                    os.unlink(osp.join(self.out_dir, name))
+                    removed.append(name)
+                except OSError:
+                    pass
+        if removed:
+            runner.logger.warning(
+                f'Removed {len(removed)} stale checkpoint(s) beyond max_keep_ckpts='
+                f'{self.max_keep_ckpts}, left by a run killed before it deleted them: '
+                f'{", ".join(removed)}')
 
     def _remove_now(self, path):
         if self.file_backend.isfile(path):

@@ -10,7 +10,12 @@ Checkpoints
     * a checkpoint is never written while any weight is NaN/Inf;
     * the RNG states (python, numpy, torch, CUDA) are stored in ``meta['rng_state']`` and
       restored on resume at the point where the uninterrupted run was, so that an interrupted and
-      resumed run ends with the same weights (seeded, deterministic runs).
+      resumed run ends with the same weights (seeded, deterministic runs);
+    * each training sample is augmented with RNGs seeded from (seed, rank, epoch, position)
+      (:mod:`stm_mm.datasets.sample_seeds`), so data-loader workers, persistent or not, do not
+      make a resumed run differ; data loaders' ``iter()`` leaves the global RNG alone;
+    * a full disk is named, with the checkpoint that is still intact; older checkpoints that a
+      killed run left beyond ``max_keep_ckpts`` are deleted at the next save.
 Resume
     * auto-resume (``--resume``) tries the pointer's file first and falls back to the newest
       loadable checkpoint, logging every file it skips (truncated, corrupt, wrong content);
@@ -34,6 +39,7 @@ Bad images, during the run
 Options: ``reliability = dict(...)`` in the config, keys of :data:`DEFAULT_OPTIONS`.
 """
 import copy
+import errno
 import os
 import os.path as osp
 import random
@@ -50,7 +56,7 @@ from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_mod
 from ..checkpoint_io import CheckpointReadError, check_checkpoint_format
 from ..converters import check_state_dict_fits
 from .hooks import (FiniteLossHook, NonFiniteLossError, ReliableCheckpointHook,
-                    atomic_write, checkpoint_sort_key)
+                    atomic_write, checkpoint_sort_key, last_good_checkpoint)
 
 DEFAULT_OPTIONS = dict(
     strict_load=True,        # load_from / resume: the checkpoint must fit the model exactly
@@ -61,6 +67,7 @@ DEFAULT_OPTIONS = dict(
     save_rng_state=True,     # store and restore RNG states for exact resumes
     max_unreadable=0.01,     # skip_invalid: largest share of undecodable images per split
     skip_list=None,          # skip_invalid: images to skip unread (check_images.py's list)
+    max_image_pixels=89_478_485,  # larger images are unreadable (Pillow's limit; None: none)
 )
 
 
@@ -71,7 +78,22 @@ class ReliabilityError(RuntimeError):
 
 
 class CheckpointError(ReliabilityError):
-    pass
+    """``kind``: what is wrong with the file, for summaries (``'refused as unsafe'``, ...)."""
+
+    def __init__(self, message, kind='unreadable'):
+        super().__init__(message)
+        self.kind = kind
+
+
+def _kind_of(read_error):
+    from ..checkpoint_io import NotACheckpointError, UnsafeCheckpointError
+    if isinstance(read_error, UnsafeCheckpointError):
+        return 'refused as unsafe'
+    if isinstance(read_error, NotACheckpointError):
+        return 'not a checkpoint'
+    if str(read_error).startswith('checkpoint file not found'):
+        return 'missing'
+    return 'truncated or corrupt'
 
 
 class InputSizeError(ReliabilityError):
@@ -91,6 +113,15 @@ def reliability_options(cfg):
     return opts
 
 
+def is_disk_full(exc):
+    """Whether a failed write ran out of space: ``ENOSPC``/``EDQUOT``, or torch's zip writer
+    after a short write (``unexpected pos ...``, ``file write failed``)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return any(s in text for s in ('No space left', 'unexpected pos', 'file write failed'))
+
+
 def _first_line(text, limit=300):
     text = str(text).strip().splitlines()[0] if str(text).strip() else ''
     return text if len(text) <= limit else text[:limit] + '...'
@@ -104,7 +135,7 @@ def check_checkpoint_file(filename):
     try:
         check_checkpoint_format(filename)
     except CheckpointReadError as e:
-        raise CheckpointError(str(e)) from None
+        raise CheckpointError(str(e), _kind_of(e)) from None
 
 
 def read_checkpoint(filename, map_location='cpu'):
@@ -120,7 +151,7 @@ def read_checkpoint(filename, map_location='cpu'):
     except CheckpointError:
         raise
     except CheckpointReadError as e:
-        raise CheckpointError(str(e)) from None
+        raise CheckpointError(str(e), _kind_of(e)) from None
     except Exception as e:  # other MMEngine schemes (s3://, pavi://, ...)
         raise CheckpointError(f'checkpoint {filename} cannot be read [{type(e).__name__}: '
                               f'{_first_line(e, 160)}]; fix: check the path and the file') from e
@@ -286,6 +317,7 @@ class ReliableRunner(Runner):
     def train(self):
         self._preflight(('train', 'val'))
         self._guard_images(('train', 'val'))
+        self._seed_samples()
         if self._reliability['check_input_size']:
             self._check_input_sizes(('train', 'val'))
         self._check_pretrained_inits()
@@ -374,8 +406,10 @@ class ReliableRunner(Runner):
                 continue
             for ds in iter_datasets(loader['dataset']):
                 ds['pipeline'] = [
-                    dict(t, type=SafeLoadImageFromFile) if isinstance(t, dict)
-                    and _is_load_image(t.get('type')) else t for t in ds.get('pipeline') or []]
+                    dict(t, type=SafeLoadImageFromFile,
+                         max_pixels=self._reliability['max_image_pixels'])
+                    if isinstance(t, dict) and _is_load_image(t.get('type')) else t
+                    for t in ds.get('pipeline') or []]
             if skip:
                 record = record_file(self.work_dir, split, self.rank)
                 if not self._resume and osp.isfile(record):
@@ -385,6 +419,31 @@ class ReliableRunner(Runner):
                                          skip_list=self._reliability['skip_list'])
         if skip and not any(isinstance(h, UnreadableImagesHook) for h in self._hooks):
             self.register_hook(UnreadableImagesHook(self._reliability['max_unreadable']))
+
+    def _seed_samples(self):
+        """Augment each training sample with RNGs seeded from (seed, rank, epoch, position)
+        (:mod:`stm_mm.datasets.sample_seeds`): data-loader workers, persistent or not, then
+        produce the same batches after a resume as in the uninterrupted run."""
+        loader = self._train_dataloader
+        if not (self._reliability['save_rng_state'] and isinstance(loader, dict)
+                and isinstance(loader.get('dataset'), dict)
+                and isinstance(loader.get('sampler'), dict)):
+            return
+        from stm_mm.datasets.sample_seeds import SeededSampler, SeededSamples
+        loader['dataset'] = dict(type=SeededSamples, dataset=loader['dataset'])
+        loader['sampler'] = dict(type=SeededSampler, sampler=loader['sampler'])
+
+    @staticmethod
+    def build_dataloader(dataloader, seed=None, diff_rank_seed=False):
+        """``Runner.build_dataloader``; the loader's ``iter()`` leaves torch's global RNG alone
+        (:class:`~stm_mm.datasets.sample_seeds.RngNeutralDataLoader`)."""
+        from torch.utils.data import DataLoader
+
+        from stm_mm.datasets.sample_seeds import RngNeutralDataLoader
+        loader = Runner.build_dataloader(dataloader, seed, diff_rank_seed)
+        if type(loader) is DataLoader:
+            loader.__class__ = RngNeutralDataLoader
+        return loader
 
     def _redirect_evaluator(self, split, replaced):
         evaluator = getattr(self, f'_{split}_evaluator', None)
@@ -539,21 +598,29 @@ class ReliableRunner(Runner):
                 ckpt = read_checkpoint(path, map_location='cpu')
                 if not isinstance(ckpt, dict) or 'meta' not in ckpt or 'state_dict' not in ckpt:
                     raise CheckpointError(f'checkpoint {path} has no meta/state_dict: not a '
-                                          'training checkpoint')
+                                          'training checkpoint', 'not a training checkpoint')
             except CheckpointError as e:
-                rejected.append(path)
+                rejected.append((path, e.kind))
                 self.logger.warning(f'Auto-resume skips {path}: {_first_line(e)}')
                 continue
             if rejected:
                 self.logger.warning(f'Auto-resume falls back to {path} (the newest loadable '
-                                    f'checkpoint; skipped: {", ".join(rejected)})')
+                                    f'checkpoint; skipped: {", ".join(p for p, _ in rejected)})')
             self._ckpt_cache = (path, ckpt)
             return path
         if rejected:
+            kinds = {}
+            for path, kind in rejected:
+                kinds.setdefault(kind, []).append(path)
+            what = '; '.join(f'{len(paths)} {kind}: {", ".join(paths)}'
+                             for kind, paths in kinds.items())
+            if len(kinds) == 1:
+                what = f'all {len(rejected)} are {what.split(" ", 1)[1]}'
+            unsafe = ('pass --unsafe-load only if you trust the refused file(s), or '
+                      if 'refused as unsafe' in kinds else '')
             raise CheckpointError(
-                f'no loadable checkpoint in {self.work_dir} to resume from (all '
-                f'{len(rejected)} are truncated or corrupt: {", ".join(rejected)}); fix: '
-                'restore a checkpoint or start without --resume')
+                f'no loadable checkpoint in {self.work_dir} to resume from ({what}); fix: '
+                f'{unsafe}restore a checkpoint or start without --resume')
         return None
 
     def load_or_resume(self):
@@ -612,6 +679,11 @@ class ReliableRunner(Runner):
         self._fit_check = True  # resuming another model's checkpoint is never intended
         try:
             super().resume(filename, resume_optimizer, resume_param_scheduler, map_location)
+        except CheckpointError as e:
+            if e.kind != 'truncated or corrupt':
+                raise
+            raise CheckpointError(f'{e}, or resume from an earlier checkpoint (--resume '
+                                  'without a path picks the newest complete one)', e.kind) from None
         finally:
             self._fit_check = False
         state = (self._loaded_meta or {}).get('rng_state')
@@ -661,7 +733,19 @@ class ReliableRunner(Runner):
         original = runner_module.save_checkpoint
 
         def atomic_save(checkpoint, path, **kwargs):
-            atomic_write(path, lambda f: torch.save(checkpoint, f))
+            try:
+                atomic_write(path, lambda f: torch.save(checkpoint, f))
+            except Exception as e:  # noqa: B902 - a full disk is named, the rest re-raised
+                if not is_disk_full(e):
+                    raise
+                intact = last_good_checkpoint(self)
+                kept = (f'{intact} is intact (last_checkpoint points to it)' if intact else
+                        'no earlier checkpoint exists')
+                raise CheckpointError(
+                    f'the disk is full: writing checkpoint {path} failed [{type(e).__name__}: '
+                    f'{_first_line(e, 120)}]; the partial file was deleted and {kept}; fix: '
+                    'free space on that disk (or move work_dir), then continue with --resume',
+                    'disk full') from None
 
         # Runner.save_checkpoint assembles the checkpoint (meta, weights, optimizer, schedulers,
         # message hub, before_save_checkpoint hooks) and hands it to this module-level function

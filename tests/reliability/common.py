@@ -173,3 +173,24 @@ def forked(fn):
     if os.WIFSIGNALED(status):
         return ('signal', os.WTERMSIG(status))
     return ('exit', os.WEXITSTATUS(status))
+
+
+def workers_cfg(data_root, work_dir, loop='iter', persistent=True, num_workers=2, length=3,
+                **extra):
+    """:func:`tiny_cfg` reading through ``num_workers`` data-loader workers, with random crops
+    and flips drawn in the workers and drop-path in the main process.
+
+    ``loop='iter'``: ``length`` x 4 iterations, a checkpoint every 2; ``loop='epoch'``: ``length``
+    epochs of 4 iterations (16 images, batch 4), a checkpoint every epoch. Every checkpoint kept.
+    """
+    epochs = loop == 'epoch'
+    cfg = tiny_cfg(data_root, work_dir, max_iters=4 * length, ckpt_interval=1 if epochs else 2,
+                   max_keep_ckpts=-1, **extra)
+    loader = cfg.train_dataloader
+    loader.num_workers, loader.persistent_workers = num_workers, persistent
+    loader.dataset.pipeline.insert(2, dict(type='RandomFlip', prob=0.5, direction='horizontal'))
+    if epochs:
+        loader.sampler = dict(type='DefaultSampler', shuffle=True)
+        cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=length)
+        cfg.default_hooks.checkpoint.by_epoch = True
+    return cfg

@@ -6,9 +6,15 @@
     'train_iter'  SIGKILL before training iteration N (1-based) runs
     'val'         SIGKILL inside the validation that follows iteration N
     'ckpt_write'  the checkpoint of iteration N is half written, then SIGKILL
+    'ckpt_delete' SIGKILL after the checkpoint of iteration N and the pointer to it are
+                  written, before the checkpoints beyond max_keep_ckpts are deleted
+    'disk_full'   the disk fills up 1000 bytes into the checkpoint of iteration N: the write
+                  raises ENOSPC (``short=False``), or torch's zip writer fails as it does
+                  after a short write (``short=True``: ``unexpected pos ...``)
     'nan'         set a head weight to NaN before iteration N (the loss becomes NaN); with
                   ``rank=R`` only in process R of a distributed run
 """
+import errno
 import io
 import os
 import signal
@@ -26,8 +32,8 @@ def _kill():
 class FaultHook(Hook):
     priority = 'LOWEST'
 
-    def __init__(self, point, iter, rank=None):
-        self.point, self.iter, self.rank = point, iter, rank
+    def __init__(self, point, iter, rank=None, short=False):
+        self.point, self.iter, self.rank, self.short = point, iter, rank, short
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         if runner.iter + 1 != self.iter:
@@ -44,7 +50,20 @@ class FaultHook(Hook):
             _kill()
 
     def before_save_checkpoint(self, runner, checkpoint):
-        if self.point != 'ckpt_write' or checkpoint['meta'].get('iter') != self.iter:
+        if checkpoint['meta'].get('iter') != self.iter:
+            return
+        if self.point == 'ckpt_delete':
+            hook = next(h for h in runner.hooks if hasattr(h, '_flush_removals'))
+            hook._flush_removals = _kill
+        if self.point == 'disk_full':
+            original_save, short = torch.save, self.short
+
+            def save_to_full_disk(obj, f, *args, **kwargs):
+                torch.save = original_save  # this write only
+                original_save(obj, _FullDisk(f, 1000, short), *args, **kwargs)
+
+            torch.save = save_to_full_disk
+        if self.point != 'ckpt_write':
             return
         original = torch.save
 
@@ -58,6 +77,25 @@ class FaultHook(Hook):
             _kill()
 
         torch.save = half_save
+
+
+class _FullDisk:
+    """A file that takes ``room`` bytes; the write that does not fit fails."""
+
+    def __init__(self, f, room, short):
+        self._f, self._room, self._short = f, room, short
+
+    def write(self, data):
+        if len(data) > self._room:
+            if self._short:
+                raise RuntimeError('[enforce fail at inline_container.cc:672] . unexpected pos '
+                                   f'{self._room + len(data)} vs {self._room}')
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        self._room -= len(data)
+        return self._f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
 
 
 @HOOKS.register_module(force=True)

@@ -244,3 +244,49 @@ def test_fuzz_validator_and_loader(coco, tmp_path, ops, cut):
     for ann in usable.get('annotations', []):
         expected[ann['image_id']] = expected.get(ann['image_id'], 0) + 1
     assert {k: v for k, v in counts.items() if v} == expected
+
+
+def test_config_classes_ignore_and_crowd_drop_nothing_silently(coco, tmp_path):
+    """Annotations of categories missing from metainfo.classes are errors with counts per
+    category (mmdet drops them silently); with --skip-invalid they are dropped and listed.
+    ignore=1 / iscrowd=1 annotations are counted in a log line. An empty annotation list is
+    fatal, naming the file."""
+    root, data = coco
+    anns = data['annotations']
+    cid = max({a['category_id'] for a in anns[2:]} - {anns[0]['category_id'],
+                                                      anns[1]['category_id']})
+    name = CLASSES[cid - 1]
+    classes = tuple(c for c in CLASSES if c != name)
+    n_out = sum(1 for a in anns if a['category_id'] == cid)
+
+    def edit(d):
+        d['annotations'][0].update(ignore=1)
+        d['annotations'][1].update(iscrowd=1)
+    ann = write(corrupt(data, edit), str(tmp_path / 'train.json'))
+    ds = dict(type='CocoDataset', data_root=root, ann_file=ann, data_prefix=dict(img='img/'),
+              metainfo=dict(classes=classes),
+              pipeline=[dict(type='LoadAnnotations', with_bbox=True, with_mask=True)])
+    with pytest.raises(DataValidationError) as info:
+        validate_dataset_cfg(dict(ds), 'train')
+    lines = str(info.value).splitlines()
+    assert "is not in the config's metainfo.classes" in lines[1]
+    assert lines[-2] == ("  annotations of categories not in the config's metainfo.classes "
+                         f"(mmdet would drop them silently): '{name}' (id {cid}): {n_out}")
+    assert lines[-1].startswith('fix: add the missing names to metainfo.classes, or pass '
+                                '--skip-invalid')
+
+    logged = []
+    logger = type('L', (), {'warning': lambda self, m: logged.append(m)})()
+    work_dir = str(tmp_path / 'work')
+    validate_dataset_cfg(ds, 'train', skip_invalid=True, work_dir=work_dir, logger=logger)
+    assert f'--skip-invalid dropped {n_out} annotation(s) and 0 image(s)' in logged[1]
+    with open(osp.join(work_dir, 'cleaned_annotations', 'train_train_problems.txt')) as f:
+        assert f.read().count("is not in the config's metainfo.classes") == n_out
+    assert logged[0] == (f'train dataset: {ann}: of its annotations, 1 marked ignore=1 are '
+                         'skipped and 1 marked iscrowd=1 are ignore regions (no loss) (as in '
+                         'mmdet)')
+
+    empty = write(corrupt(data, lambda d: d.update(annotations=[])), str(tmp_path / 'e.json'))
+    with pytest.raises(DataValidationError, match=f'train dataset: {empty}: cannot be used\n'
+                       '  the "annotations" list is empty'):
+        validate_dataset_cfg(dict(ds, ann_file=empty, metainfo=dict(classes=CLASSES)), 'train')

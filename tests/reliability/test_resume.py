@@ -159,3 +159,37 @@ def test_resume_from_another_models_checkpoint(image_folder, reference_run, tmp_
                        r'head\.fc\.bias: checkpoint \(2,\) vs model \(3,\)'):
         _resume(image_folder, str(tmp_path / 'w'), resume=path,
                 model=dict(head=dict(num_classes=3)))
+
+
+def test_stale_checkpoint_of_a_kill_before_deletion_is_removed(image_folder, reference_run,
+                                                                tmp_path):
+    """Killed after iter_4.pth and the pointer are written but before iter_2.pth is deleted
+    (max_keep_ckpts=1): the resumed run's next save removes iter_2.pth, with a log line."""
+    work_dir = str(tmp_path / 'w')
+    _interrupted(image_folder, work_dir, 'ckpt_delete', 4, max_keep_ckpts=1)
+    assert checkpoints(work_dir) == ['iter_2.pth', 'iter_4.pth']
+    assert _pointer(work_dir) == 'iter_4.pth'
+    _resume(image_folder, work_dir, max_keep_ckpts=1)
+    assert checkpoints(work_dir) == ['iter_6.pth']
+    assert 'Removed 1 stale checkpoint(s) beyond max_keep_ckpts=1, left by a run killed ' \
+        'before it deleted them: iter_2.pth' in log_text(work_dir)
+    assert_same_weights(weights(osp.join(reference_run, 'iter_6.pth')),
+                        weights(osp.join(work_dir, 'iter_6.pth')))
+
+
+@pytest.mark.parametrize('short', [False, True], ids=['ENOSPC', 'short-write'])
+def test_disk_full_during_save_names_the_file_and_the_intact_checkpoint(image_folder, tmp_path,
+                                                                         short):
+    work_dir = str(tmp_path / 'w')
+    cfg = tiny_cfg(image_folder, work_dir, log_level='WARNING', custom_hooks=[
+        dict(type='FaultHook', point='disk_full', iter=4, short=short)])
+    with pytest.raises(CheckpointError) as info:
+        build_runner(cfg).train()
+    kept = osp.join(work_dir, 'iter_2.pth')
+    assert str(info.value).startswith(
+        f'the disk is full: writing checkpoint {osp.join(work_dir, "iter_4.pth")} failed [')
+    assert (f'the partial file was deleted and {kept} is intact (last_checkpoint points to it); '
+            'fix: free space on that disk') in str(info.value)
+    assert checkpoints(work_dir) == ['iter_2.pth'] and _pointer(work_dir) == 'iter_2.pth'
+    assert not glob.glob(osp.join(work_dir, '.*.partial'))
+    torch.load(kept, weights_only=True)

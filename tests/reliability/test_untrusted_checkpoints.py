@@ -262,7 +262,9 @@ def test_corrupt_and_non_checkpoints_are_told_apart(tmp_path):
     cases.append((_write(tmp_path / 'half.safetensors', st[:len(st) - 100]),
                   CorruptCheckpointError, 'cannot be read as safetensors'))
     cases.append((_write(tmp_path / 'inst.pth', b'\x80\x02(ios\nsystem\n.'),
-                  UnsafeCheckpointError, '(pickle opcode INST); it was not loaded'))
+                  UnsafeCheckpointError, 'is a plain pickle (protocol 2, not torch.save\'s '
+                  'format) with Python objects that loading would execute (os.system); it was '
+                  'not loaded'))
     cases.append((_write(tmp_path / 'garbage.pth', b'\x80\x02garbage' * 10),
                   CorruptCheckpointError, 'truncated or corrupt [UnpicklingError: Unsupported '
                   'operand 103]'))

@@ -11,7 +11,8 @@ import argparse
 import os
 
 from stm_mm.analysis.erf import parse_model_spec, run_erf
-from stm_mm.checkpoint_io import add_unsafe_load_option
+from stm_mm.checkpoint_io import add_checkpoint_tool_options
+from stm_mm.engine.cli import run_cli
 
 
 def parse_args(argv=None):
@@ -38,26 +39,28 @@ def parse_args(argv=None):
     parser.add_argument('--no-progress', action='store_true')
     parser.add_argument('--threads', type=int, default=None,
                           help='CPU threads of torch (1 is much faster on a busy machine)')
-    add_unsafe_load_option(parser)
+    add_checkpoint_tool_options(parser)
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run(args):
     os.environ.setdefault('STM_MM_DCNV3_IMPL', 'auto')
     import torch
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    try:
-        models = [(args.config, args.checkpoint, args.label)]
-        models += [parse_model_spec(s) for s in args.compare]
-    except ValueError as e:
-        raise SystemExit(f'erf.py: {e}')
+    models = [(args.config, args.checkpoint, args.label)]
+    models += [parse_model_spec(s) for s in args.compare]
     run_erf(models, args.out_dir, data=args.data, num_images=args.num_images,
             input_size=args.input_size, batch_size=args.batch_size, device=device,
             relu=args.response == 'relu', progress=not args.no_progress)
     print(f'[erf] wrote {args.out_dir}/erf.json and figures')
+
+
+def main(argv=None):
+    """Errors end the process with one line ``error: ...`` and exit code 2 (``--debug``:
+    the traceback)."""
+    run_cli(run, parse_args(argv))
 
 
 if __name__ == '__main__':

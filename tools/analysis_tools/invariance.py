@@ -34,7 +34,7 @@ def _floats(text):
 
 
 def parse_args(argv=None):
-    from stm_mm.checkpoint_io import add_unsafe_load_option
+    from stm_mm.checkpoint_io import add_checkpoint_tool_options
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest='mode', required=True)
@@ -53,7 +53,7 @@ def parse_args(argv=None):
         p.add_argument('--no-progress', action='store_true')
         p.add_argument('--threads', type=int, default=None,
                          help='CPU threads of torch (1 is much faster on a busy machine)')
-        add_unsafe_load_option(p)
+        add_checkpoint_tool_options(p)
 
     c = sub.add_parser('cls', help='translation and rotation (classification)')
     common(c, 'work_dirs/invariance')
@@ -102,11 +102,11 @@ def parse_args(argv=None):
     p.add_argument('results', nargs='+')
     p.add_argument('--out', required=True)
     p.add_argument('--plot-accuracy', action='store_true')
+    p.add_argument('--debug', action='store_true', help='show tracebacks of errors')
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run(args):
     from stm_mm.analysis import invariance as inv
     if args.mode == 'plot':
         from stm_mm.analysis.plotting import plot_invariance
@@ -121,11 +121,8 @@ def main(argv=None):
         local = os.environ.get('LOCAL_RANK')
         device = ('cuda' if local is None else f'cuda:{local}') if torch.cuda.is_available() \
             else 'cpu'
-    try:
-        models = [(args.config, args.checkpoint, args.label)]
-        models += [inv.parse_model_spec(s) for s in args.compare]
-    except ValueError as e:
-        raise SystemExit(f'invariance.py: {e}')
+    models = [(args.config, args.checkpoint, args.label)]
+    models += [inv.parse_model_spec(s) for s in args.compare]
     progress = not args.no_progress
     if args.mode == 'cls':
         inv.run_classification(
@@ -142,6 +139,13 @@ def main(argv=None):
                           device=device, progress=progress, img_dir=args.img_dir)
     if int(os.environ.get('RANK', '0')) == 0:
         print(f'[invariance] wrote {args.out_dir}/invariance_{args.mode}.{{json,csv,png}}')
+
+
+def main(argv=None):
+    """Errors end the process with one line ``error: ...`` and exit code 2 (``--debug``:
+    the traceback)."""
+    from stm_mm.engine.cli import run_cli
+    run_cli(run, parse_args(argv))
 
 
 if __name__ == '__main__':

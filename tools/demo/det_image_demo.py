@@ -13,6 +13,8 @@ import sys
 
 import stm_mm  # noqa: F401  (registers the models and the checkpoint loaders)
 from image_demo import check_files
+from stm_mm.checkpoint_io import add_checkpoint_tool_options
+from stm_mm.engine.cli import run_cli
 
 
 def parse_args(argv=None):
@@ -26,15 +28,14 @@ def parse_args(argv=None):
     parser.add_argument('--scale', type=float, default=1.0,
                         help='enlarge the image before drawing (boxes, masks and text with it)')
     parser.add_argument('--device', help='cpu, cuda, ... (default: cuda when available)')
+    add_checkpoint_tool_options(parser)
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run(args):
     problem = check_files(args.image, args.config, args.checkpoint, 'configs/det/')
     if problem:
-        print(f'error: {problem}', file=sys.stderr)
-        return 2
+        raise ValueError(problem)
     import mmcv
     from mmdet.apis import DetInferencer
 
@@ -66,6 +67,12 @@ def main(argv=None):
                                          pred_score_thr=args.score_thr, out_file=args.out)
     print(f'wrote {args.out}')
     return 0
+
+
+def main(argv=None):
+    """Errors end the process with one line ``error: ...`` and exit code 2 (``--debug``:
+    the traceback)."""
+    return run_cli(run, parse_args(argv))
 
 
 def _rescale_masks(masks, shape):

@@ -14,6 +14,8 @@ import os.path as osp
 import sys
 
 import stm_mm  # noqa: F401  (registers the models, the zoo and the checkpoint loaders)
+from stm_mm.checkpoint_io import add_checkpoint_tool_options
+from stm_mm.engine.cli import run_cli
 
 
 def parse_args(argv=None):
@@ -24,6 +26,7 @@ def parse_args(argv=None):
     parser.add_argument('--topk', type=int, default=5, help='classes to print and draw')
     parser.add_argument('--out', help='write the image with the top-k classes drawn here')
     parser.add_argument('--device', help='cpu, cuda, ... (default: cuda when available)')
+    add_checkpoint_tool_options(parser)
     return parser.parse_args(argv)
 
 
@@ -50,14 +53,12 @@ def visualize_topk(image_path, sample, classes, out_file):
         out_file=out_file)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run(args):
     problem = check_files(args.image, args.config, args.checkpoint, 'configs/cls/')
     if args.topk < 1:
         problem = f'--topk {args.topk} must be >= 1; fix: e.g. --topk 5'
     if problem:
-        print(f'error: {problem}', file=sys.stderr)
-        return 2
+        raise ValueError(problem)
     from mmpretrain import ImageClassificationInferencer
 
     inferencer = ImageClassificationInferencer(args.config, pretrained=args.checkpoint or True,
@@ -78,6 +79,12 @@ def main(argv=None):
         visualize_topk(args.image, sample, classes, args.out)
         print(f'wrote {args.out}')
     return 0
+
+
+def main(argv=None):
+    """Errors end the process with one line ``error: ...`` and exit code 2 (``--debug``:
+    the traceback)."""
+    return run_cli(run, parse_args(argv))
 
 
 if __name__ == '__main__':

@@ -15,6 +15,7 @@ import argparse
 import sys
 
 from stm_mm.deployment.onnx_export import DEFAULT_OPSET, PARTS, check_opset, check_part
+from stm_mm.checkpoint_io import add_checkpoint_tool_options
 from stm_mm.engine.cli import run_cli
 
 ATOL = 1e-4
@@ -42,7 +43,7 @@ def parse_args(argv=None):
                         help='compare onnxruntime (CPU) with PyTorch')
     parser.add_argument('--atol', type=float, default=ATOL,
                         help=f'largest absolute difference --verify accepts (default {ATOL})')
-    parser.add_argument('--debug', action='store_true', help='show the full traceback of an error')
+    add_checkpoint_tool_options(parser)
     return parser.parse_args(argv)
 
 
