@@ -7,8 +7,8 @@
 Each mixer of a stage of the ``--arch`` model gets random weights; its implementations
 (``halo``/``swin``: sdpa, triton, reference; ``dcnv3``: compiled, triton, pytorch) run the same
 input in interleaved rounds. The first one listed is the baseline of the speedup column.
-``--dry-run`` runs a CPU-sized version (batch 1, 32x32 input, 1 warm-up, 1 round, Triton under
-its interpreter, stage 1 only) that checks the tool and every implementation end to end.
+``--dry-run`` runs a CPU-sized version (batch 1, 32x32 input, stage 1, training steps, one
+round, Triton under its interpreter) that checks the tool and every implementation end to end.
 """
 import argparse
 import json
@@ -71,8 +71,8 @@ def run(args):
             raise ValueError('--dry-run is the CPU check; fix: drop --device or use cpu')
         # the interpreter must be on before any kernel module is imported
         os.environ.setdefault('TRITON_INTERPRET', '1')
-        args.batch_size, args.input_size, args.warmup, args.iters = 1, [32], 1, 1
-        args.dtypes, args.stages = ['fp32'], [1]
+        args.batch_size, args.input_size, args.warmup, args.iters = 1, [32], 0, 1
+        args.dtypes, args.stages, args.modes = ['fp32'], [1], ['train']
     size = tuple(args.input_size * 2 if len(args.input_size) == 1 else args.input_size)
     device = torch.device(args.device)
     if device.type == 'cuda':
