@@ -49,9 +49,10 @@ assert type(model.backbone).__name__ == 'UnifiedBackbone'
 print(site)
 PY
 )
+site=$(tail -n 1 <<< "$site")  # mmengine may log to stdout before
 echo "[check_wheel] $site: list_models('u-*') lists the 20 classifiers, get_model builds them"
 mim=$tmp/venv/bin/mim
-"$mim" list | grep -q '^stm_mm ' || { "$mim" list; echo '[check_wheel] mim list: no stm_mm' >&2; exit 1; }
+"$mim" list | grep -q '^stm[-_]mm ' || { "$mim" list; echo '[check_wheel] mim list: no stm_mm' >&2; exit 1; }
 search=$("$mim" search stm_mm --valid-config)
 for id in u-halo-tiny_in1k mask-rcnn_u-dcnv3-base_fpn_1x_coco; do
   grep -q "$id" <<< "$search" || { echo "$search"; echo "[check_wheel] mim search: no $id" >&2; exit 1; }
