@@ -49,9 +49,9 @@ run "$PY" "$mmpretrain_tools/analysis_tools/confusion_matrix.py" "$config" "$OUT
     --show-path "$OUT/confusion_matrix.png" --include-values --cfg-options "${options[@]}"
 run "$PY" "$mmpretrain_tools/analysis_tools/analyze_results.py" "$config" "$OUT/results.pkl" \
     --out-dir "$OUT/results" --topk 4 --cfg-options "${options[@]}"
-# Grad-CAM at the default layer (backbone.stage_norms.3, the last stage's output)
+# Grad-CAM; the default layer (backbone.stage_norms.3) is 1x1 at 32 px: take stage 1's 4x4
 run "$PY" "$mmpretrain_tools/visualization/vis_cam.py" "$image" "$config" "$checkpoint" \
-    --save-path "$OUT/cam.png"
+    --target-layers backbone.stage_norms.1 --save-path "$OUT/cam.png"
 # parameters and MACs
 run "$PY" tools/analysis_tools/get_flops.py "$config" --shape 32 32
 echo "== outputs in $OUT"
