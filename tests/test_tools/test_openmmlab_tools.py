@@ -41,8 +41,9 @@ def test_openmmlab_tools_script_on_a_demo_layout(tmp_path):
                               WORK_DIRS=str(demo), OUT=str(out),
                               EXTRA_CFG_OPTIONS=' '.join(options[-4:])))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for name in ('loss.png', 'loss_lr_mmdet.png', 'confusion_matrix.png', 'cam.png'):
-        assert Image.open(out / name).size[0] > 32, name
+    for name in ('loss.png', 'loss_lr_mmdet.png', 'confusion_matrix.png'):
+        assert min(Image.open(out / name).size) > 100, name
+    assert Image.open(out / 'cam.png').size == (32, 32)  # the heat map over the digit
     assert "type='UnifiedBackbone'" in (out / 'config.txt').read_text()
     assert len(list((out / 'browse').glob('*.png'))) == 4
     assert (out / 'results.pkl').stat().st_size > 0
