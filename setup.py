@@ -4,13 +4,46 @@ CPU kernels are always compiled. CUDA kernels are compiled when a CUDA build of 
 GPU, or when ``FORCE_CUDA=1`` is set (e.g. on a machine with nvcc but no GPU; set ``CUDA_HOME``
 and ``TORCH_CUDA_ARCH_LIST`` then). ``STM_MM_NO_EXT=1`` skips the extension entirely; the
 package then runs DCNv3 on its pure-PyTorch core.
+
+Like mmpretrain and mmdet, the package carries ``configs/``, ``tools/`` and ``model-index.yml`` in
+``stm_mm/.mim`` (what openmim's ``mim search/train/test/run`` and the model zoo read): copies in
+a wheel, links to the checkout's folders in an editable install.
 """
 import glob
 import os
+import shutil
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+MIM_FILES = ('configs', 'tools', 'model-index.yml')
+
+
+class BuildPyWithMim(build_py):
+    """``build_py`` that also fills ``stm_mm/.mim``: links in the checkout when editable, copies
+    in the build folder (and so in the wheel) otherwise."""
+
+    def run(self):
+        super().run()
+        if self.editable_mode:
+            mim = os.path.join(ROOT, 'stm_mm', '.mim')
+            os.makedirs(mim, exist_ok=True)
+            for name in MIM_FILES:
+                link, target = os.path.join(mim, name), os.path.join('..', '..', name)
+                if os.path.exists(os.path.join(ROOT, name)) and not os.path.lexists(link):
+                    os.symlink(target, link)
+            return
+        mim = os.path.join(self.build_lib, 'stm_mm', '.mim')
+        shutil.rmtree(mim, ignore_errors=True)  # no stale files from an earlier build
+        os.makedirs(mim)
+        for name in MIM_FILES:
+            src = os.path.join(ROOT, name)
+            if os.path.isdir(src):
+                shutil.copytree(src, os.path.join(mim, name),
+                                ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+            else:
+                shutil.copy2(src, mim)
 
 
 def read_requirements(name):
@@ -57,6 +90,7 @@ def make_extensions():
 
 
 ext_modules, cmdclass = make_extensions()
+cmdclass['build_py'] = BuildPyWithMim
 
 setup(
     name='stm_mm',
@@ -70,7 +104,8 @@ setup(
     python_requires='>=3.9',
     install_requires=read_requirements('runtime.txt'),
     extras_require={'tests': read_requirements('tests.txt'),
-                    'optional': read_requirements('optional.txt')},
+                    'optional': read_requirements('optional.txt'),
+                    'analysis': read_requirements('analysis.txt')},
     ext_modules=ext_modules,
     cmdclass=cmdclass,
     zip_safe=False,

@@ -3,7 +3,9 @@
 ``model-index.yml`` (repository root) imports ``configs/cls/metafile.yml`` (the 20 ImageNet-1k
 classifiers ``u-<stm>-<scale>_in1k``: the paper's Table IV parameters, MACs and top-1, the
 authors' release file, the converter) and ``configs/det/metafile.yml`` (their Mask R-CNN 1x,
-``mask-rcnn_u-<stm>-<scale>_fpn_1x_coco``, Table V). :func:`register_model_zoo`, run when
+``mask-rcnn_u-<stm>-<scale>_fpn_1x_coco``, Table V). The package reads them, as openmim does,
+from ``stm_mm/.mim`` (``setup.py`` copies ``configs/``, ``tools/`` and ``model-index.yml`` there
+for a wheel and links them in an editable install). :func:`register_model_zoo`, run when
 ``stm_mm`` is imported, adds the classifiers to mmpretrain's ``ModelHub``, so
 ``mmpretrain.list_models('u-*')`` lists them and ``mmpretrain.get_model('u-halo-tiny_in1k')``
 builds one.
@@ -24,12 +26,13 @@ Anything else is returned unchanged.
 """
 import functools
 import re
+import warnings
 from pathlib import Path
 
 from .transfer import convert_mmdet2_checkpoint, official_checkpoint_to_stm_mm
 
-ROOT = Path(__file__).resolve().parent.parent
-CLS_METAFILE = ROOT / 'configs' / 'cls' / 'metafile.yml'
+MIM_ROOT = Path(__file__).resolve().parent / '.mim'
+CLS_METAFILE = MIM_ROOT / 'configs' / 'cls' / 'metafile.yml'
 _AUTHORS_CLS_KEY = re.compile(r'^(module\.)?downsample_layers\.')
 _AUTHORS_DET_KEY = re.compile(r'^(module\.)?backbone\.downsample_layers\.')
 
@@ -90,11 +93,17 @@ def register_checkpoint_loaders():
 
 
 def register_model_zoo():
-    """Add the classifiers of ``configs/cls/metafile.yml`` to mmpretrain's ``ModelHub``.
+    """Add the classifiers of ``stm_mm/.mim/configs/cls/metafile.yml`` to mmpretrain's ``ModelHub``.
 
-    Config paths in the metafile are relative to the repository root. Does nothing when the
-    metafile is absent (``stm_mm`` used outside its checkout) or already registered.
+    Config paths in the metafile are relative to ``stm_mm/.mim``. Warns (and registers nothing)
+    when the metafile is missing; does nothing when the zoo is already registered.
     """
     from mmpretrain.apis import ModelHub
-    if CLS_METAFILE.is_file() and not ModelHub.has('u-halo-tiny_in1k'):
-        ModelHub.register_model_index(CLS_METAFILE, config_prefix=ROOT)
+    if ModelHub.has('u-halo-tiny_in1k'):
+        return
+    if not CLS_METAFILE.is_file():
+        warnings.warn(f"stm_mm's model zoo is empty: {CLS_METAFILE} is missing (this stm_mm was "
+                      'installed without its configs); reinstall it from a checkout: '
+                      '`pip install -e .`, or `pip wheel .` and install the wheel')
+        return
+    ModelHub.register_model_index(CLS_METAFILE, config_prefix=MIM_ROOT)

@@ -11,7 +11,8 @@
 # mmcv 2.1.0 has no wheel for torch 2.14, so it is built from source once (~5 min on 2 cores) into
 # a wheelhouse keyed by the torch version and Python (a wheel cache keyed by the sdist alone would
 # silently reuse a wheel built against another torch); so is the compiled stm_mm._ext. A second
-# run takes seconds.
+# run takes seconds; every run checks that the environment is still consistent (`uv pip check`:
+# a later `pip install` may have replaced a pinned package) and repairs or reports it.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -23,10 +24,10 @@ command -v "$PY" >/dev/null || PY=python3
 print(sys.executable, sys.version, f"py{sys.version_info[0]}{sys.version_info[1]}", sep="\n")')
 cache=${STM_MM_CACHE:-$HOME/.cache/stm_mm}
 mkdir -p "$cache"
-layout_version=2  # bump to force new environments when this script changes what it installs
+layout_version=3  # bump to force new environments when this script changes what it installs
 key=$( (echo "$layout_version"; echo "$pyversion"
         cat requirements/bootstrap.txt requirements/build.txt requirements/runtime.txt \
-          requirements/tests.txt) | sha256sum | cut -c1-12)
+          requirements/tests.txt requirements/analysis.txt) | sha256sum | cut -c1-12)
 torch_ver=$(sed -n 's/^torch==//p' requirements/build.txt)
 wheelhouse=$cache/wheelhouse/torch-$torch_ver-$pytag
 mmcv_ver=$(sed -n 's/^mmcv==//p' requirements/runtime.txt)
@@ -34,11 +35,16 @@ uv_ver=$(sed -n 's/^uv==//p' requirements/bootstrap.txt)
 uv=$cache/uv-$uv_ver/bin/uv
 export UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1
 vpy=$root/.venv/bin/python
+requirements=(-r requirements/build.txt -r requirements/runtime.txt -r requirements/tests.txt
+              -r requirements/analysis.txt)
 
 # uv, once per machine and version (two clones setting up at once wait for each other).
 exec 9>"$cache/.lock"
+lock() {
+  flock -n 9 || { echo "[setup_env] waiting for $cache/.lock: another checkout is setting up"; flock 9; }
+}
 if [ ! -x "$uv" ]; then
-  flock 9
+  lock
   if [ ! -x "$uv" ]; then
     rm -rf "$cache/uv-$uv_ver"
     "$PY" -m venv "$cache/uv-$uv_ver"
@@ -47,22 +53,9 @@ if [ ! -x "$uv" ]; then
   flock -u 9
 fi
 
-# pip's configured package sources, for uv (read once, when something is to be installed):
-# `pip config list` prints e.g. global.extra-index-url='file:///opt/pypi/simple file:///opt/...'.
-uv_sources=()
-pip_sources() { sed -n "s/^[^.]*\.$1='\(.*\)'$/\1/p" <<< "$pip_config"; }
-uv_install() {
-  if [ -z "${pip_config+set}" ]; then
-    pip_config=$("$PY" -m pip config list 2>/dev/null || true)
-    for url in $(pip_sources index-url); do uv_sources+=(--index-url "$url"); done
-    for url in $(pip_sources extra-index-url); do uv_sources+=(--extra-index-url "$url"); done
-    for dir in $(pip_sources find-links) ${PIP_FIND_LINKS:-}; do uv_sources+=(--find-links "$dir"); done
-  fi
-  # unsafe-best-match: the best version over all indexes, as pip does (uv's default takes a
-  # package from the first index that has it, which would cap numpy at what a local mirror holds).
-  "$uv" pip install -q --python "$vpy" --index-strategy unsafe-best-match \
-    ${uv_sources[@]+"${uv_sources[@]}"} "$@"
-}
+# uv_install: uv pip install into .venv from pip's configured package sources.
+# shellcheck source=tools/uv_install.sh
+source "$root/tools/uv_install.sh"
 
 if [ -L .venv ]; then
   rm -f .venv  # the old layout's link to a shared environment: drop the link, keep its target
@@ -73,7 +66,7 @@ if [ "$(cat .venv/.complete 2>/dev/null)" != "$key" ]; then
   "$uv" venv -q --clear --seed --python "$PY" .venv
   uv_install -r requirements/build.txt
   if ! ls "$wheelhouse"/mmcv-"$mmcv_ver"-*.whl >/dev/null 2>&1; then
-    flock 9
+    lock
     if ! ls "$wheelhouse"/mmcv-"$mmcv_ver"-*.whl >/dev/null 2>&1; then
       echo "[setup_env] building mmcv $mmcv_ver with compiled ops against torch $torch_ver (~5 min)"
       tmp=$(mktemp -d "$cache/mmcv-build.XXXX")
@@ -87,19 +80,36 @@ if [ "$(cat .venv/.complete 2>/dev/null)" != "$key" ]; then
     fi
     flock -u 9
   fi
-  uv_install --find-links "$wheelhouse" -r requirements/runtime.txt -r requirements/tests.txt
+  uv_install --find-links "$wheelhouse" "${requirements[@]}"
   "$uv" pip check -q --python "$vpy"
   "$vpy" -c "import mmdet, mmpretrain, mmpretrain.datasets, mmcv.ops, torchvision; from mmcv.ops import RoIAlign, nms"
-  # The caches it was made from (tests set up a second clone from them, offline).
-  printf 'STM_MM_CACHE=%s\nUV_CACHE_DIR=%s\n' "$cache" "$("$uv" cache dir)" > .venv/stm_mm-caches
+  # The caches it was made from (tests and tools/check_wheel.sh install from them, offline).
+  printf 'STM_MM_CACHE=%s\nUV_CACHE_DIR=%s\nSTM_MM_UV=%s\nSTM_MM_WHEELHOUSE=%s\n' "$cache" \
+    "$("$uv" cache dir)" "$uv" "$wheelhouse" > .venv/stm_mm-caches
   echo "$key" > .venv/.complete
   echo "[setup_env] .venv ready in $(( $(date +%s) - start )) s"
 fi
 
+# Every run: still consistent? (`pip install openmim` 0.3.9, say, downgrades setuptools below
+# torch's requirement.) Reinstall the pins once, then give up with the problems and the fix.
+if ! problems=$("$uv" pip check --python "$vpy" 2>&1); then
+  echo "[setup_env] .venv is inconsistent; reinstalling the pinned requirements:"
+  sed 's/^/  /' <<< "$problems"
+  uv_install --find-links "$wheelhouse" "${requirements[@]}"
+  if ! problems=$("$uv" pip check --python "$vpy" 2>&1); then
+    sed 's/^/  /' <<< "$problems" >&2
+    echo "[setup_env] error: .venv is still inconsistent (above): uninstall the packages that" \
+      "pin other versions, or start over with: rm -rf .venv && make env" >&2
+    exit 1
+  fi
+  echo "[setup_env] .venv repaired"
+fi
+
 # This package, editable (this checkout's code only), with its C++ extension stm_mm._ext in place.
 # Again when the install points elsewhere (a copied tree), or the extension is missing, older than
-# its sources or not yet checked against this .venv's torch. A built extension is kept per
-# sources, torch, Python and CUDA setting, so other clones of the same code copy it.
+# its sources or not yet checked against this .venv's torch, or stm_mm/.mim (configs, tools and
+# model-index.yml for openmim and the model zoo, see setup.py) is missing. A built extension is
+# kept per sources, torch, Python and CUDA setting, so other clones of the same code copy it.
 # -I: look the package up as an installed one, not from this folder or $PYTHONPATH.
 ext=$(ls stm_mm/_ext*.so 2>/dev/null | head -n 1 || true)
 origin=$("$vpy" -I -c 'import importlib.util as u; s = u.find_spec("stm_mm"); print(s.origin if s else "")' \
@@ -109,7 +119,7 @@ if [ "${STM_MM_NO_EXT:-0}" != 1 ] && { [ -z "$ext" ] || [ ! -f .venv/.ext-checke
    [ -n "$(find ops/csrc setup.py -newer "$ext" -print -quit)" ]; }; then
   ext_ok=0
 fi
-if [ "$origin" != "$root/stm_mm/__init__.py" ] || [ $ext_ok = 0 ]; then
+if [ "$origin" != "$root/stm_mm/__init__.py" ] || [ $ext_ok = 0 ] || [ ! -d stm_mm/.mim ]; then
   no_ext=1  # the extension in place is right (or not wanted): install without building it
   if [ $ext_ok = 0 ]; then
     ext_key=$( (cat setup.py $(find ops/csrc -type f | sort); echo "${FORCE_CUDA:-} ${TORCH_CUDA_ARCH_LIST:-}"
@@ -117,6 +127,7 @@ if [ "$origin" != "$root/stm_mm/__init__.py" ] || [ $ext_ok = 0 ]; then
 print(sys.version, torch.__version__, torch.cuda.is_available() and c.CUDA_HOME)' 2>/dev/null) | sha256sum | cut -c1-16)
     ext_cache=$cache/ext/$ext_key
     if ls "$ext_cache"/_ext*.so >/dev/null 2>&1; then cp "$ext_cache"/_ext*.so stm_mm/; else no_ext=0; fi
+    [ $no_ext = 1 ] || echo "[setup_env] compiling stm_mm._ext (C++ ops of ops/csrc; minutes on 2 cores)"
   fi
   STM_MM_NO_EXT=$no_ext uv_install --no-deps --no-build-isolation -e .
   if [ $no_ext = 0 ]; then

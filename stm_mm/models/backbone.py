@@ -12,6 +12,7 @@ from .arch_zoo import ARCH_ZOO
 from .mixers import TokenMixer
 from .block import BLOCK_TYPES, AbsolutePositionEmbedding, Stage
 from .downsample import DOWNSAMPLE_TYPES, build_stem, build_transition
+from .utils import LayerNorm2d
 
 NORM_PLACEMENTS = ('stage', 'output', 'last', 'none')
 
@@ -60,6 +61,11 @@ class UnifiedBackbone(BaseModule):
         with_cp: gradient checkpointing of every block.
         init_cfg: MMEngine init config, e.g. ``dict(type='Pretrained', checkpoint=...)``.
             None gives the authors' initialisation.
+
+    Hooks (Grad-CAM, feature extraction): the stem, ``transitions.k``, ``stages.i`` and the
+    norms after them (``stage_norms.i``, ``out_norms.i``, ``last_norm``) all output
+    channels-first maps ``(B, C, H_i, W_i)``; the blocks inside a stage
+    (``stages.i.blocks.j``) and their layers work on channels-last maps ``(B, H_i, W_i, C)``.
     """
 
     def __init__(self, stm='halo', arch='tiny', stm_cfg=None, in_channels=3, img_size=224,
@@ -117,13 +123,13 @@ class UnifiedBackbone(BaseModule):
             self.stages.append(Stage(blocks, pos_embed, pos_embed_in_residual, with_cp))
 
         if norm_placement == 'stage':
-            self.stage_norms = nn.ModuleList(nn.LayerNorm(d, eps=1e-6) for d in dims)
+            self.stage_norms = nn.ModuleList(LayerNorm2d(d, eps=1e-6) for d in dims)
         elif norm_placement == 'output':
             self.out_norms = nn.ModuleDict(
-                {str(i): nn.LayerNorm(dims[i], eps=1e-6)
+                {str(i): LayerNorm2d(dims[i], eps=1e-6)
                  for i in out_indices})
         elif norm_placement == 'last':
-            self.last_norm = nn.LayerNorm(dims[3], eps=1e-6)
+            self.last_norm = LayerNorm2d(dims[3], eps=1e-6)
         self._reset_parameters()
         self._freeze_stages()
 
@@ -213,15 +219,14 @@ class UnifiedBackbone(BaseModule):
         for i, stage in enumerate(self.stages):
             if i > 0:
                 x = self.transitions[i - 1](x)
-            x = stage(x.permute(0, 2, 3, 1))  # channels-last inside the stage
+            x = stage(x)  # a channels-first view of channels-last memory
             if self.norm_placement == 'stage':
                 x = self.stage_norms[i](x)
             elif self.norm_placement == 'last' and i == 3:
                 x = self.last_norm(x)
             if i in self.out_indices:
                 out = self.out_norms[str(i)](x) if self.norm_placement == 'output' else x
-                outs.append(out.permute(0, 3, 1, 2).contiguous())
-            x = x.permute(0, 3, 1, 2)
+                outs.append(out.contiguous())
         return tuple(outs)
 
     def _frozen_modules(self):

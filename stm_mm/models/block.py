@@ -177,7 +177,10 @@ class AbsolutePositionEmbedding(nn.Module):
 
 
 class Stage(nn.Module):
-    """A stack of blocks at one resolution, on channels-last maps ``(B, H, W, C)``.
+    """A stack of blocks at one resolution: ``(B, C, H, W)`` -> ``(B, C, H, W)``.
+
+    The blocks run on channels-last maps ``(B, H, W, C)``; the stage takes and returns
+    channels-first views of them (no copy), so hooks on a stage (Grad-CAM) see ``(B, C, H, W)``.
 
     Args:
         blocks: the blocks. pos_embed: optional :class:`AbsolutePositionEmbedding` (U-PVT).
@@ -195,6 +198,7 @@ class Stage(nn.Module):
         self.with_cp = with_cp
 
     def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
         mixer_pos = None
         if self.pos_embed is not None:
             pos = self.pos_embed(*x.shape[1:3])
@@ -208,4 +212,4 @@ class Stage(nn.Module):
                 x = cp.checkpoint(block, x, *extra, use_reentrant=False)
             else:
                 x = block(x, *extra)
-        return x
+        return x.permute(0, 3, 1, 2)

@@ -46,7 +46,8 @@ def test_setting_up_another_clone_leaves_this_one_alone(tmp_path):
     """`make env` in a second clone (whose stm_mm is a decoy) must not change what this clone's
     tools import; an old-layout .venv link to a shared environment is replaced, its target kept."""
     other = tmp_path / 'other'
-    for name in ('setup.py', 'requirements', 'tools/setup_env.sh', 'tools/cxx20.sh'):
+    for name in ('setup.py', 'requirements', 'tools/setup_env.sh', 'tools/uv_install.sh',
+                 'tools/cxx20.sh'):
         src, dst = osp.join(ROOT, name), other / name
         dst.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if osp.isdir(src) else shutil.copy2)(src, dst)

@@ -1,0 +1,51 @@
+"""mmpretrain's and mmdet's own tools run on a stm_mm classifier (#27): tools/demo/openmmlab_tools.sh,
+the commands of docs/analysis.md ("Using OpenMMLab's own tools with stm_mm"), on a digits
+U-DWConv-micro trained by tools/train.py for one iteration on 10 digits, laid out as the digits
+demo leaves it. The process boundary is the behaviour under test: these are command-line tools.
+"""
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG = 'configs/cls/digits/u_dwconv_micro_digits.py'
+
+
+@pytest.mark.slow
+def test_openmmlab_tools_script_on_a_demo_layout(tmp_path):
+    from stm_mm.datasets import write_digits_imagefolder
+    data = str(tmp_path / 'digits')
+    write_digits_imagefolder(data, size=32, per_class_limit=1)
+    options = []
+    for split in ('train', 'val', 'test'):
+        options += [f'{split}_dataloader.dataset.data_root={data}',
+                    f'{split}_dataloader.batch_size=10', f'{split}_dataloader.num_workers=0',
+                    f'{split}_dataloader.persistent_workers=False']
+    demo = tmp_path / 'demo'
+    work_dir = demo / 'cls_dwconv_micro'
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(work_dir),
+                    '--cfg-options', *options, 'train_cfg.max_epochs=1',
+                    'default_hooks.logger.interval=1'],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+    shutil.copy(work_dir / 'epoch_1.pth', demo / 'cls_dwconv_micro.pth')
+    out = tmp_path / 'out'
+    result = subprocess.run(
+        ['bash', 'tools/demo/openmmlab_tools.sh'], cwd=ROOT, capture_output=True, text=True,
+        timeout=900, env=dict(env, PYTHON=sys.executable, STM='dwconv', DATA=data,
+                              WORK_DIRS=str(demo), OUT=str(out),
+                              EXTRA_CFG_OPTIONS=' '.join(options[-4:])))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for name in ('loss.png', 'loss_lr_mmdet.png', 'confusion_matrix.png'):
+        assert min(Image.open(out / name).size) > 100, name
+    assert Image.open(out / 'cam.png').size == (32, 32)  # the heat map over the digit
+    assert "type='UnifiedBackbone'" in (out / 'config.txt').read_text()
+    assert len(list((out / 'browse').glob('*.png'))) == 4
+    assert (out / 'results.pkl').stat().st_size > 0
+    assert sorted(p.name for p in (out / 'results').iterdir()) == ['fail', 'success']
+    assert 'total:' in result.stdout  # get_flops
