@@ -1,4 +1,5 @@
 import os
+import sys
 
 import pytest
 import torch
@@ -16,6 +17,16 @@ _unexpected_skips = []
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dynamo():
+    """Forget what torch.compile saw in earlier tests: Dynamo recompiles a function it met at
+    other shapes with dynamic shapes, which made a later small compile test take ~19 minutes
+    in Inductor's symbolic simplification instead of ~1."""
+    yield
+    if 'torch._dynamo' in sys.modules:
+        torch._dynamo.reset()
 
 
 def pytest_runtest_logreport(report):
