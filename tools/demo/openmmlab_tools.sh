@@ -41,7 +41,7 @@ run "$PY" "$mmdet_tools/analysis_tools/analyze_logs.py" plot_curve "$log" --keys
 run "$PY" "$mmpretrain_tools/misc/print_config.py" "$config" > "$OUT/config.txt"
 # what the training pipeline makes of the images
 run "$PY" "$mmpretrain_tools/visualization/browse_dataset.py" "$config" -o "$OUT/browse" \
-    -m concat -n 4 --cfg-options "${options[@]}"
+    -m original -n 4 --cfg-options "${options[@]}"
 # predictions on the test set, then their confusion matrix and the best / worst images
 run "$PY" tools/test.py "$config" "$checkpoint" --out "$OUT/results.pkl" --work-dir "$OUT/test" \
     --cfg-options "${options[@]}"
