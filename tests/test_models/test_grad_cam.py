@@ -13,6 +13,7 @@ from pathlib import Path
 import mmpretrain
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 from torch.testing import assert_close
 
@@ -38,11 +39,12 @@ def test_vis_cam_default_layer_points_at_the_quadrant_the_logit_looks_for(vis_ca
     known in closed form: ``ReLU(<w, A[:, h, w]>)`` per cell, min-max normalised; with LayerNorm
     features of equal norm it peaks at the chosen quadrant. vis_cam's upsampling replicates each
     cell into the 16x16 corner of its quadrant, so the corners must equal that map."""
-    model = MODELS.build(dict(
-        type='ImageClassifier',
-        backbone=dict(type='UnifiedBackbone', stm=stm, arch=ARCH, img_size=64),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=1, in_channels=256))).eval()
+    with DefaultScope.overwrite_default_scope('mmpretrain'):  # whatever an earlier test left
+        model = MODELS.build(dict(
+            type='ImageClassifier',
+            backbone=dict(type='UnifiedBackbone', stm=stm, arch=ARCH, img_size=64),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=1, in_channels=256))).eval()
     args = Namespace(vit_like=False, num_extra_tokens=None)
     layers = vis_cam['get_default_target_layers'](model, args)
     assert layers == [model.backbone.stage_norms[3]]
