@@ -2,8 +2,9 @@
 # Regenerate the analysis figures of docs/figures/ (docs/analysis.md) from the five micro models
 # of the digits demo (make demo-cls STM=all): ERF of every stage side by side, translation /
 # rotation invariance curves on the 360 held-out digits and their development over the kept
-# epochs (Fig. 7c); plus detection scale invariance and ERF@50 against AP by object size (Fig. 5)
-# when digit-scenes detectors and data exist (make demo-det).
+# epochs (Fig. 7c), Grad-CAM of the five on the same digits and on china.jpg; plus detection
+# scale invariance and ERF@50 against AP by object size (Fig. 5) when digit-scenes detectors and
+# data exist (make demo-det).
 #
 #   tools/demo/analysis_figures.sh
 #
@@ -18,7 +19,9 @@
 # default $WORK_DIRS/det_%s_micro.pth; else the last checkpoint in $WORK_DIRS/det_<stm>_micro/,
 # where make demo-det leaves it), DET_DATA (default data/digit_scenes/annotations/
 # instances_val.json), DET_IMAGES (default 30), DET_ERF_DATA (images of the detectors' ERF,
-# default data/digit_scenes/val), DET_ERF_SIZE (default 128).
+# default data/digit_scenes/val), DET_ERF_SIZE (default 128), DIGITS (the digits image folder,
+# default data/digits, written if missing), CAM_DIGITS (the classes whose first held-out scan
+# Grad-CAM shows, default "0 3 5 8").
 set -euo pipefail
 # shellcheck source=tools/demo/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -34,6 +37,8 @@ DET_DATA=${DET_DATA:-data/digit_scenes/annotations/instances_val.json}
 DET_IMAGES=${DET_IMAGES:-30}
 DET_ERF_DATA=${DET_ERF_DATA:-data/digit_scenes/val}
 DET_ERF_SIZE=${DET_ERF_SIZE:-128}
+DIGITS=${DIGITS:-data/digits}
+CAM_DIGITS=${CAM_DIGITS:-0 3 5 8}
 STMS="halo pvt swin dwconv dcnv3"
 
 name_of() {
@@ -78,6 +83,22 @@ echo "== translation / rotation invariance (held-out digits) -> $ANALYSIS_DIR/in
     --compare "${cls_specs[@]:1}" --num-images "$INV_IMAGES" \
     --out-dir "$ANALYSIS_DIR/invariance" --threads "$THREADS" --plot-accuracy
 cp "$ANALYSIS_DIR"/invariance/invariance_cls.{png,json,csv} "$OUT/"
+
+# Grad-CAM of the five classifiers on the same held-out digits (32 px: stage 1's 4x4 map) and on
+# scikit-learn's china.jpg at ImageNet's 224 px (stage 3's 7x7 map)
+"$PY" tools/dataset_converters/digits_to_imagefolder.py "$DIGITS" > /dev/null
+cam_dir=$(mktemp -d)
+trap 'rm -rf "$cam_dir"' EXIT
+"$PY" -c "import sys; from PIL import Image; from sklearn.datasets import load_sample_image
+Image.fromarray(load_sample_image('china.jpg')).save(sys.argv[1])" "$cam_dir/china.jpg"
+cam_images=()
+for digit in $CAM_DIGITS; do
+  cam_images+=("$(find "$DIGITS/val/$digit" -name '*.png' | sort | head -n 1)")
+done
+echo "== Grad-CAM (digits $CAM_DIGITS at 32 px, china.jpg at 224 px) -> $OUT/grad_cam.png"
+"$PY" tools/analysis_tools/grad_cam.py --models "${cls_specs[@]}" \
+    --images "${cam_images[@]}" "$cam_dir/china.jpg@224" \
+    --out "$OUT/grad_cam.png" --json "$OUT/grad_cam.json"
 
 # invariance over training (Fig. 7c): the runs of make demo-cls with at least two epoch_*.pth
 train_specs=()
