@@ -76,7 +76,7 @@ def test_training_curves_average_without_identity():
 def test_tool_over_training_checkpoints(tmp_path):
     """cls mode with a work dir of two checkpoints of a tiny classifier: both are evaluated,
     invariance_cls.json holds the last one, the training files one row per checkpoint."""
-    from stm_mm.analysis.erf import load_model
+    from stm_mm.analysis.loaded_model import load_model
     cfg = osp.join(ROOT, 'configs/_base_/models/u_dwconv_micro.py')
     run = tmp_path / 'run'
     run.mkdir()

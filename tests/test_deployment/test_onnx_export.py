@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from stm_mm.analysis.erf import load_model
+from stm_mm.analysis.loaded_model import load_model
 from stm_mm.deployment import export_onnx, exportable, onnx_session, verify_onnx
 from stm_mm.deployment.export_safe import shifted_window_order, swin_forward, swin_shift_mask
 from stm_mm.deployment.symbolic import dynamic_symbolics

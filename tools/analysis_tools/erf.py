@@ -10,7 +10,8 @@ of the first model), DIR/erf_stage{i}.png, DIR/erf_details.json, DIR/erf_maps.np
 import argparse
 import os
 
-from stm_mm.analysis.erf import parse_model_spec, run_erf
+from stm_mm.analysis.erf_report import run_erf
+from stm_mm.analysis.loaded_model import parse_model_spec
 from stm_mm.checkpoint_io import add_checkpoint_tool_options
 from stm_mm.engine.cli import run_cli
 

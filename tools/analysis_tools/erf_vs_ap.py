@@ -50,7 +50,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from stm_mm.analysis import erf_vs_ap
-    from stm_mm.analysis.erf import parse_model_spec
+    from stm_mm.analysis.loaded_model import parse_model_spec
     try:
         entries = [erf_vs_ap.parse_json_spec(s) for s in args.json]
         models = [parse_model_spec(s) for s in args.model]

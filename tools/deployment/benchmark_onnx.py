@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from stm_mm.analysis.benchmark import keep_freed_cpu_memory  # noqa: E402
-from stm_mm.analysis.erf import load_model  # noqa: E402
+from stm_mm.analysis.loaded_model import load_model  # noqa: E402
 from stm_mm.deployment import example_input, export_onnx, exportable, onnx_session  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
