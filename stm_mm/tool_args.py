@@ -23,7 +23,8 @@ class ToolArgumentParser(argparse.ArgumentParser):
         self.add_argument('--debug', action='store_true', help='show the traceback of an error')
 
     def error(self, message):
-        self.exit(2, f'error: {message}; fix: see {self.prog} --help\n')
+        fix = '' if '; fix: ' in message else f'; fix: see {self.prog} --help'
+        self.exit(2, f'error: {message}{fix}\n')
 
 
 def default_device():
@@ -43,10 +44,11 @@ class _InputSize(argparse.Action):
 
 
 def add_input_size(parser, default=224, help='input height and width (one value: square)'):
-    """``--input-size H [W]`` -> ``args.input_size == (H, W)``."""
+    """``--input-size H [W]`` -> ``args.input_size == (H, W)`` (``default=None``: None)."""
     parser.add_argument('--input-size', type=int, nargs='+', action=_InputSize,
-                        default=(default, default), metavar=('H', 'W'),
-                        help=f'{help} (default {default})')
+                        default=None if default is None else (default, default),
+                        metavar=('H', 'W'),
+                        help=help if default is None else f'{help} (default {default})')
 
 
 def add_batch_size(parser, default, help='images per batch'):

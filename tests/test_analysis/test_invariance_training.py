@@ -87,7 +87,7 @@ def test_tool_over_training_checkpoints(tmp_path):
             p.add_(0.5 * torch.randn_like(p))
     torch.save(dict(state_dict=model.state_dict()), run / 'epoch_2.pth')
     out = tmp_path / 'inv'
-    _cli().main(['cls', cfg, str(run), '--label', 'tiny', '--num-images', '4', '--img-size',
+    _cli().main(['cls', cfg, str(run), '--label', 'tiny', '--num-images', '4', '--input-size',
                  '32', '--shifts', '0,3', '--angles', '0,10', '--batch-size', '4', '--out-dir',
                  str(out), '--no-progress'])
     final = json.loads((out / 'invariance_cls.json').read_text())

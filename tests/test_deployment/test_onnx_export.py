@@ -146,7 +146,7 @@ def load_tool():
 def test_tool_exports_and_verifies(tmp_path, capsys):
     out = tmp_path / 'm.onnx'
     code = load_tool().main([os.path.join(ROOT, 'configs/cls/u_dwconv_micro_in1k.py'),
-                             '--out', str(out), '--shape', '64', '80', '--dynamic', '--verify'])
+                             '--out', str(out), '--input-size', '64', '80', '--dynamic', '--verify'])
     stdout = capsys.readouterr().out
     assert code == 0, stdout
     assert 'verify (1, 3, 64, 80)' in stdout and 'verify (2, 3, 96, 144)' in stdout
