@@ -27,6 +27,12 @@ class ToolArgumentParser(argparse.ArgumentParser):
         self.exit(2, f'error: {message}{fix}\n')
 
 
+def one_line_errors(parser):
+    """Give a parser built elsewhere (torchrun's) the one-line errors of :class:`ToolArgumentParser`."""
+    parser.error = ToolArgumentParser.error.__get__(parser)
+    return parser
+
+
 def default_device():
     """``'cuda'`` when a GPU is available, else ``'cpu'``."""
     return 'cuda' if torch.cuda.is_available() else 'cpu'
