@@ -59,7 +59,7 @@ def benchmark(stm, scale, rounds, folder):
 def run(args):
     torch.set_num_threads(1)
     print('| model | tensors (M values) | .pth median / min (ms) | .safetensors median / min '
-          f'(ms) | pth / safetensors (median) |')
+          '(ms) | pth / safetensors (median) |')
     print('|---|---|---|---|---|')
     with tempfile.TemporaryDirectory() as folder:
         for scale in args.scales:
