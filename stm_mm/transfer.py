@@ -22,15 +22,9 @@ The authors' mmdet 2.x Mask R-CNN checkpoints (:func:`mmdet2_to_stm_mm`, CLI
     R-CNN did not change between mmdet 2.x and 3.x (mmdet 3.x serves its 2.x Mask R-CNN weights
     unchanged), so they are copied after a check that every key is one of them.
 
-Which weights of a classification checkpoint (:func:`classification_state_dict`): the raw
-training weights by default, as the authors' detector (it loads ``checkpoint['model']``); the EMA
-on request (``--ema``, ``weights='ema'``). The choice is recorded as ``meta['weights']``.
-    * MMEngine checkpoint written with ``EMAHook``: ``EMAHook.before_save_checkpoint`` swaps the
-      averaged weights INTO ``state_dict`` and the raw training weights into ``ema_state_dict``
-      (keys ``module.<name>``). So the raw weights come from ``ema_state_dict`` and the EMA from
-      ``state_dict``.
-    * The authors' checkpoint: ``model`` (raw) or ``model_ema`` (timm ``ModelEma``); their flat
-      layout is converted with :func:`stm_mm.converters.official_to_stm_mm`.
+Which weights of a classification checkpoint (:func:`stm_mm.apis.state_dict_of`, strict): the
+raw training weights by default, as the authors' detector (it loads ``checkpoint['model']``); the
+EMA on request (``--ema``, ``weights='ema'``). The choice is recorded as ``meta['weights']``.
 
 Files are read with :func:`stm_mm.checkpoint_io.load_checkpoint` (never runs code from a file)
 and written as ``.pth`` or ``.safetensors`` (``out_format``).

@@ -54,11 +54,12 @@ def test_classification_config_drops_training_bits():
     assert cfg.model.head.num_classes == 2  # the caller's config is left as it was
 
 
-def test_detection_config_in_mmdet_scope_without_its_pretrained_file():
+def test_detection_config_in_mmdet_scope_without_its_pretrained_file(tmp_path):
     """The digit-scenes detector's backbone starts from a classification checkpoint
-    (PretrainedClassifier) that does not exist here: init_model does not read it."""
-    assert Config.fromfile(DET_CONFIG).model.backbone.init_cfg is not None
-    backbone = init_model(DET_CONFIG, part='backbone')  # initialised: init_cfg would load here
+    (PretrainedClassifier), here one that does not exist: init_model does not read it."""
+    assert Config.fromfile(DET_CONFIG).model.backbone.init_cfg.type == 'PretrainedClassifier'
+    absent = {'model.backbone.init_cfg.checkpoint': str(tmp_path / 'absent.pth')}
+    backbone = init_model(DET_CONFIG, part='backbone', cfg_options=absent)  # runs init_weights
     assert type(backbone).__name__ == 'UnifiedBackbone'
     detector = init_model(DET_CONFIG, device='meta')
     assert type(detector).__name__ == 'MaskRCNN' and detector.cfg.default_scope == 'mmdet'
