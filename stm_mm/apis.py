@@ -183,8 +183,8 @@ def init_model(config, checkpoint=None, device='cpu', part='model', cfg_options=
     if str(model_cfg.get('type', '')).endswith('ImageClassifier'):
         model_cfg.pop('train_cfg', None)  # batch augments: training only
         model_cfg.setdefault('data_preprocessor', cfg.get('data_preprocessor'))
-    if model_cfg.get('backbone') is not None:
-        model_cfg.backbone.init_cfg = None  # the checkpoint, not the pretrained file, loads
+    # the checkpoint, not a pretrained file, loads (a bare backbone config is its own backbone)
+    (model_cfg.get('backbone') or model_cfg).init_cfg = None
     if part == 'backbone' and model_cfg.get('backbone') is not None:
         model_cfg = model_cfg.backbone
     scope = cfg.get('default_scope') or 'mmpretrain'
