@@ -7,8 +7,8 @@ Built on mmpretrain's ``ImageClassificationInferencer``. CONFIG is a classificat
 CHECKPOINT is an MMEngine checkpoint or the authors' release file (converted while loading,
 ``stm_mm/zoo.py``); without it a zoo name loads its release weights (downloaded once) and a
 config its ``load_from``, else the model keeps its initial weights (said so in the output).
-A model-only config (``configs/_base_/models/...``) is fed with the ImageNet test pipeline and
-normalisation of ``configs/_base_/datasets/imagenet_bs128_unified.py``.
+A model-only config (``configs/_base_/models/...``) is fed with the ImageNet test pipeline,
+normalisation and class names of ``configs/_base_/datasets/imagenet_bs128_unified.py``.
 Class names come from the checkpoint (``meta.dataset_meta``), else from the config's dataset.
 """
 import os.path as osp
@@ -48,17 +48,18 @@ def check_files(image, config, checkpoint, config_dir):
 
 def with_test_pipeline(config):
     """``config`` (a zoo name or a file) as the inferencer takes it: a model-only config gets
-    the ImageNet test pipeline and normalisation (a note says so)."""
+    the ImageNet test pipeline, normalisation and class names (a note says so)."""
     if not config.endswith('.py'):
         return config
     from mmengine.config import Config
     cfg = Config.fromfile(config)
     if cfg.get('test_dataloader') is None:
         imagenet = Config.fromfile(IMAGENET_DATA)
-        cfg.test_dataloader = dict(dataset=dict(pipeline=imagenet.test_pipeline))
+        cfg.test_dataloader = dict(
+            dataset=dict(type=imagenet.dataset_type, pipeline=imagenet.test_pipeline))
         cfg.data_preprocessor = cfg.get('data_preprocessor') or imagenet.data_preprocessor
         print(f'note: {config} has no test pipeline; using the ImageNet one (resize 256, centre '
-              'crop 224, ImageNet mean/std)')
+              'crop 224, ImageNet mean/std and class names)')
     return cfg
 
 
