@@ -44,7 +44,7 @@ class Weights(OrderedDict):
         kind (str): ``'raw'`` (training weights), ``'ema'`` or ``'unknown'`` (a bare state dict).
     """
 
-    def __init__(self, state_dict, source, kind):
+    def __init__(self, state_dict=(), source='', kind='unknown'):  # defaults: copy, pickle
         super().__init__(state_dict)
         self.source = source
         self.kind = kind

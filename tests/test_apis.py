@@ -1,5 +1,6 @@
 """stm_mm.apis: init_model builds any config in its registry scope, without pretrained loading,
 seeded, and loads checkpoints strictly; state_dict_of reads every checkpoint layout."""
+import copy
 import os.path as osp
 
 import pytest
@@ -113,6 +114,7 @@ def test_state_dict_of_the_authors_checkpoint():
         weights = state_dict_of(theirs, prefer)
         assert list(weights) == ['backbone.stem.0.weight'] and weights.kind == prefer
         torch.testing.assert_close(weights['backbone.stem.0.weight'], torch.full((2, ), value))
+        assert copy.deepcopy(weights).kind == prefer  # it pickles
 
 
 def test_state_dict_of_prefers_but_strict_requires():
