@@ -35,15 +35,6 @@ _BLOCK_RENAMES = [
 _LINEAR_FROM_CONV1X1 = re.compile(r'mixer\.(kv|input_proj|output_proj)\.weight$')
 
 
-def extract_state_dict(checkpoint):
-    """The weights of a checkpoint saved by the authors, MMEngine or plain ``torch.save``."""
-    for key in ('model', 'state_dict', 'model_ema'):
-        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
-            checkpoint = checkpoint[key]
-            break
-    return {k[7:] if k.startswith('module.') else k: v for k, v in checkpoint.items()}
-
-
 def _official_backbone_key(key):
     """Authors' key -> stm_mm backbone-relative key (None when dropped or not a backbone key)."""
     if _DROPPED.search(key):

@@ -22,26 +22,19 @@ The authors' mmdet 2.x Mask R-CNN checkpoints (:func:`mmdet2_to_stm_mm`, CLI
     R-CNN did not change between mmdet 2.x and 3.x (mmdet 3.x serves its 2.x Mask R-CNN weights
     unchanged), so they are copied after a check that every key is one of them.
 
-Which weights of a classification checkpoint (:func:`classification_state_dict`): the raw
-training weights by default, as the authors' detector (it loads ``checkpoint['model']``); the EMA
-on request (``--ema``, ``weights='ema'``). The choice is recorded as ``meta['weights']``.
-    * MMEngine checkpoint written with ``EMAHook``: ``EMAHook.before_save_checkpoint`` swaps the
-      averaged weights INTO ``state_dict`` and the raw training weights into ``ema_state_dict``
-      (keys ``module.<name>``). So the raw weights come from ``ema_state_dict`` and the EMA from
-      ``state_dict``.
-    * The authors' checkpoint: ``model`` (raw) or ``model_ema`` (timm ``ModelEma``); their flat
-      layout is converted with :func:`stm_mm.converters.official_to_stm_mm`.
+Which weights of a classification checkpoint (:func:`stm_mm.apis.state_dict_of`, strict): the
+raw training weights by default, as the authors' detector (it loads ``checkpoint['model']``); the
+EMA on request (``--ema``, ``weights='ema'``). The choice is recorded as ``meta['weights']``.
 
 Files are read with :func:`stm_mm.checkpoint_io.load_checkpoint` (never runs code from a file)
 and written as ``.pth`` or ``.safetensors`` (``out_format``).
 """
-import copy
 import re
 from collections import OrderedDict
 
-import torch
 import torch.nn.functional as F
 
+from .apis import init_model, state_dict_of, strip_module_prefix
 from .checkpoint_io import load_checkpoint, save_checkpoint
 from .converters import _official_backbone_key, official_to_stm_mm, stm_mm_to_official
 
@@ -54,92 +47,6 @@ OUT_NORM_REASON = 'fresh LayerNorm of the detection backbone (weight 1, bias 0)'
 def _log(message, logger='current'):
     from mmengine.logging import print_log
     print_log(message, logger=logger)
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading checkpoints
-
-
-def load_checkpoint_file(path, map_location='cpu'):
-    """Read a checkpoint without running code from it (:func:`stm_mm.checkpoint_io.load_checkpoint`:
-    allow-listed objects only, ``.safetensors`` too; full unpickling only with ``--unsafe-load``
-    / ``STM_MM_UNSAFE_LOAD=1``)."""
-    return load_checkpoint(path, map_location=map_location)
-
-
-def _strip_module(state_dict):
-    return OrderedDict((k[7:] if k.startswith('module.') else k, v)
-                       for k, v in state_dict.items())
-
-
-def is_official_layout(state_dict):
-    """True for the authors' flat classification keys (``downsample_layers.*``, ``stages.i.j.*``)."""
-    return any(k.startswith('downsample_layers.') for k in state_dict)
-
-
-def _recorded_weights(meta):
-    """``'raw'``/``'ema'`` as recorded by stm_mm's converters in ``meta``, else None."""
-    meta = meta if isinstance(meta, dict) else {}
-    if meta.get('weights') in ('raw', 'ema'):
-        return meta['weights']
-    return {'model': 'raw', 'model_ema': 'ema'}.get(meta.get('source_weights'))
-
-
-def classification_state_dict(checkpoint, use_ema=False):
-    """Pick the raw (default, as the authors' detector) or EMA weights of a classification
-    checkpoint; returns ``(state_dict, description, weights)``.
-
-    ``state_dict`` is in stm_mm's ``ImageClassifier`` layout (``backbone.*``, ``neck.*``,
-    ``head.*``) whatever the source: MMEngine (with or without ``EMAHook``), the authors'
-    (``model``/``model_ema``, converted), stm_mm's converter outputs, or a bare state dict.
-    ``weights`` is ``'raw'``, ``'ema'`` or ``'unknown'`` (a bare state dict). Asking for EMA
-    weights a file does not have raises ``ValueError``.
-    """
-    want = 'ema' if use_ema else 'raw'
-    if not isinstance(checkpoint, dict):
-        raise ValueError(f'expected a checkpoint dict, got {type(checkpoint).__name__}')
-    if isinstance(checkpoint.get('state_dict'), dict):
-        ema_state = checkpoint.get('ema_state_dict')
-        if isinstance(ema_state, dict):
-            # EMAHook.before_save_checkpoint swapped them: EMA in `state_dict`, raw weights in
-            # `ema_state_dict` under `module.<name>` (next to the EMA's own `steps` counter)
-            from .engine.ema_hook import raw_weights_of
-            raw = raw_weights_of(checkpoint) or {}
-            if set(raw) != set(checkpoint['state_dict']):
-                raise ValueError('`ema_state_dict` does not hold `module.<key>` for every key of '
-                                 '`state_dict`: not a checkpoint written by MMEngine\'s EMAHook')
-            if use_ema:
-                state_dict, source = checkpoint['state_dict'], (
-                    'MMEngine checkpoint with EMA: EMA weights from `state_dict` (EMAHook swaps '
-                    'them in before saving)')
-            else:
-                state_dict, source = raw, (
-                    'MMEngine checkpoint with EMA: raw weights from `ema_state_dict` (EMAHook '
-                    'swaps them there before saving, as `module.<key>`)')
-            weights = want
-        else:
-            state_dict = checkpoint['state_dict']
-            weights = _recorded_weights(checkpoint.get('meta')) or 'raw'
-            source = f'`state_dict` ({weights} weights; no EMA in the file)'
-    elif isinstance(checkpoint.get('model'), dict) or isinstance(checkpoint.get('model_ema'),
-                                                                 dict):
-        key = 'model_ema' if use_ema else 'model'
-        if not isinstance(checkpoint.get(key), dict):
-            raise ValueError(f"the authors' checkpoint has no `{key}` entry (it has "
-                             f'{sorted(checkpoint)}); fix: {"drop" if use_ema else "pass"} '
-                             '--ema / weights=\'ema\'')
-        state_dict, source, weights = checkpoint[key], f"authors' checkpoint: `{key}`", want
-    else:
-        state_dict, source, weights = checkpoint, 'bare state dict', 'unknown'
-    if weights != want and (use_ema or weights == 'ema'):
-        fix = "drop --ema / use weights='raw'" if use_ema else "pass --ema / use weights='ema'"
-        raise ValueError(f'{want} weights were asked for, but the checkpoint holds {weights} '
-                         f'weights only ({source}); fix: {fix}')
-    state_dict = _strip_module(state_dict)
-    if is_official_layout(state_dict):
-        state_dict = official_to_stm_mm(state_dict)
-        source += " (authors' key layout, converted with stm_mm.converters.official_to_stm_mm)"
-    return OrderedDict(state_dict), source, weights
 
 
 def require_backbone(state_dict, src, what='classification backbone'):
@@ -334,18 +241,9 @@ def det_to_cls(det_state_dict, norms='output', head_state_dict=None):
     return out, report
 
 
-def backbone_shapes(config, device='meta'):
+def backbone_shapes(config):
     """``{backbone key: shape}`` of the backbone a (detection or classification) config builds."""
-    from mmengine.config import Config
-
-    import stm_mm  # noqa: F401  (registers UnifiedBackbone)
-    from stm_mm.registry import MODELS
-    cfg = Config.fromfile(config) if isinstance(config, str) else config
-    backbone_cfg = copy.deepcopy(cfg.model.backbone)
-    backbone_cfg.pop('init_cfg', None)
-    backbone_cfg.pop('_scope_', None)
-    with torch.device(device):
-        backbone = MODELS.build(backbone_cfg)
+    backbone = init_model(config, device='meta', part='backbone')
     return OrderedDict((k, tuple(v.shape)) for k, v in backbone.state_dict().items())
 
 
@@ -358,7 +256,8 @@ def transfer_cls_to_det(src, dst=None, config=None, use_ema=False, out_format=No
     """
     checkpoint = load_checkpoint(src) if isinstance(src, str) else src
     name = src if isinstance(src, str) else '<dict>'
-    state_dict, source, weights = classification_state_dict(checkpoint, use_ema=use_ema)
+    state_dict = state_dict_of(checkpoint, 'ema' if use_ema else 'raw', strict=True)
+    source, weights = state_dict.source, state_dict.kind
     shapes = backbone_shapes(config) if config is not None else target_shapes
     det_state_dict, report = cls_to_det(state_dict, shapes)
     require_backbone(det_state_dict, name)
@@ -393,14 +292,14 @@ def transfer_det_to_cls(src, dst=None, norms='output', head_from=None, out_forma
     state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state_dict, dict):
         raise ValueError(f'{name} is not a detector checkpoint (a dict with `state_dict`)')
-    state_dict = _strip_module(state_dict)
+    state_dict = strip_module_prefix(state_dict)
     if any(k.startswith('backbone.downsample_layers.') for k in state_dict):
         state_dict = mmdet2_to_stm_mm(state_dict)[0]
     require_backbone(state_dict, name, 'detection backbone')
     head = None
     if head_from is not None:
-        head = classification_state_dict(
-            load_checkpoint(head_from) if isinstance(head_from, str) else head_from)[0]
+        head = state_dict_of(load_checkpoint(head_from) if isinstance(head_from, str)
+                             else head_from, 'raw', strict=True)
     cls_state_dict, report = det_to_cls(state_dict, norms=norms, head_state_dict=head)
     for line in report.summary_lines():
         _log(f'det2cls: {line}', logger)
@@ -438,7 +337,7 @@ def mmdet2_to_stm_mm(state_dict):
     report = TransferReport()
     backbone = OrderedDict()
     out = OrderedDict()
-    for key, value in _strip_module(state_dict).items():
+    for key, value in strip_module_prefix(state_dict).items():
         if key.startswith(BACKBONE):
             backbone[key[len(BACKBONE):]] = value
         elif _DET_HEAD_KEYS.match(key):
@@ -463,18 +362,6 @@ def mmdet2_to_stm_mm(state_dict):
         report.add('loaded', BACKBONE + key, new_key)
     converted.update(out)
     return converted, report
-
-
-def stm_mm_to_mmdet2(state_dict, stm):
-    """Inverse of :func:`mmdet2_to_stm_mm`: stm_mm detector keys -> the authors' mmdet 2.x keys."""
-    out = OrderedDict()
-    backbone = OrderedDict((k, v) for k, v in state_dict.items() if k.startswith(BACKBONE))
-    for key, value in stm_mm_to_official(backbone, stm).items():
-        out[BACKBONE + key] = value
-    for key, value in state_dict.items():
-        if not key.startswith(BACKBONE):
-            out[key] = value
-    return out
 
 
 def convert_mmdet2_checkpoint(src, dst=None, out_format=None, logger='current'):
@@ -533,7 +420,7 @@ def official_checkpoint_to_stm_mm(checkpoint, use_ema=False, name='the checkpoin
         found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise ValueError(f"{name} is not the authors' classification checkpoint: expected a "
                          f'{key!r} entry, found {found}')
-    state_dict = _strip_module(checkpoint[key])
+    state_dict = strip_module_prefix(checkpoint[key])
     meta = dict(converter='stm_mm.converters.official_to_stm_mm', source_weights=key,
                 weights='ema' if use_ema else 'raw')
     if 'epoch' in checkpoint and isinstance(checkpoint['epoch'], int):
@@ -545,7 +432,7 @@ def official_checkpoint_to_stm_mm(checkpoint, use_ema=False, name='the checkpoin
 
 def stm_mm_checkpoint_to_official(checkpoint, stm=None):
     """stm_mm classifier checkpoint (raw weights) -> the authors' ``{'model': ...}`` layout."""
-    state_dict = classification_state_dict(checkpoint)[0]
+    state_dict = state_dict_of(checkpoint, 'raw', strict=True)
     require_backbone(state_dict, 'the checkpoint')
     stm = stm or stm_from_official_keys(state_dict)
     return dict(model=stm_mm_to_official(state_dict, stm)), stm

@@ -70,6 +70,6 @@ done
 "$mim" test stm_mm u_dwconv_micro_digits.py --checkpoint work/epoch_1.pth --gpus 0 \
   --cfg-options "${options[@]}" > test.log 2>&1 || { tail -20 test.log; exit 1; }
 grep -q 'accuracy/top1' test.log || { tail -20 test.log; echo '[check_wheel] mim test: no top-1' >&2; exit 1; }
-"$mim" run stm_mm get_flops "$site/.mim/configs/_base_/models/u_dwconv_micro.py" --shape 32 32 |
+"$mim" run stm_mm get_flops "$site/.mim/configs/_base_/models/u_dwconv_micro.py" --input-size 32 |
   grep -E 'params|MACs'
 echo "[check_wheel] mim list, search, train, test and run work on the installed stm_mm; passed in $(( $(date +%s) - start )) s"

@@ -15,9 +15,10 @@ import os
 import sys
 
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-from torch.distributed.run import parse_args, run
+from torch.distributed.run import get_args_parser, run
 
-DEBUG_HINT = '(run with --debug for the full traceback)'
+from stm_mm.engine.cli import DEBUG_HINT, run_cli
+from stm_mm.tool_args import one_line_errors
 
 
 def _report(failure):
@@ -42,18 +43,25 @@ def root_cause(failures):
     return rank, line, code
 
 
-def main(argv=None):
-    os.environ['STM_MM_DIST_RUN'] = '1'  # inherited by the ranks: they stay silent
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def launch(args):
+    """torchrun ``args``; the ranks stay silent, a failed job is reported here, once."""
     for name in list(logging.root.manager.loggerDict):
         if name.startswith('torch.distributed'):
             logging.getLogger(name).setLevel(logging.CRITICAL)
+    os.environ['STM_MM_DIST_RUN'] = '1'  # inherited by the ranks
     try:
         run(args)
     except ChildFailedError as e:
         rank, line, code = root_cause(e.failures)
         print(f'{line}\n(rank {rank} of the job; {DEBUG_HINT[1:]}', file=sys.stderr)
         sys.exit(code)
+    finally:  # an error of this process itself is printed by run_cli
+        del os.environ['STM_MM_DIST_RUN']
+
+
+def main(argv=None):
+    args = one_line_errors(get_args_parser()).parse_args(sys.argv[1:] if argv is None else argv)
+    run_cli(launch, args)
 
 
 if __name__ == '__main__':

@@ -10,8 +10,6 @@ The checkpoint argument is checked first. Errors are reported as one line `error
 with exit code 2, as in tools/train.py; `--debug` shows the traceback. With `--skip-invalid`,
 images that cannot be decoded are replaced and counted (`skipped_images` next to the metrics).
 """
-import argparse
-
 from mmengine.config import Config, DictAction
 
 import stm_mm  # noqa: F401
@@ -19,10 +17,11 @@ from stm_mm.checkpoint_io import add_unsafe_load_option
 from stm_mm.engine import apply_cli_options, run_job
 from stm_mm.engine.cli import run_cli
 from stm_mm.engine.runner import check_checkpoint_file
+from stm_mm.tool_args import ToolArgumentParser
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Test (evaluate) a model')
+    parser = ToolArgumentParser('Test (evaluate) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save logs and metrics')
@@ -35,15 +34,12 @@ def parse_args(argv=None):
                         help='override config settings')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
     parser.add_argument('--skip-invalid', action='store_true',
                         help='replace test images that cannot be decoded by other samples '
                         '(counted next to the metrics, listed in work_dir/skipped_images.txt)')
     parser.add_argument('--skip-list', metavar='FILE',
                         help='with --skip-invalid: images to skip without reading them')
     add_unsafe_load_option(parser)  # full unpickling of trusted checkpoints only
-    parser.add_argument('--debug', action='store_true',
-                        help='show the full traceback of an error')
     return parser.parse_args(argv)
 
 

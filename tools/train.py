@@ -9,18 +9,17 @@ Errors (bad config, data, checkpoint, launch environment; NaN loss) are reported
 `--skip-invalid` skips bad annotations and undecodable images instead (logged, counted).
 See docs/reliability.md.
 """
-import argparse
-
 from mmengine.config import Config, DictAction
 
 import stm_mm  # noqa: F401  (registers the models; allow-lists MMEngine checkpoints)
 from stm_mm.checkpoint_io import add_unsafe_load_option
 from stm_mm.engine import apply_cli_options, run_job
 from stm_mm.engine.cli import run_cli
+from stm_mm.tool_args import ToolArgumentParser
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Train a model')
+    parser = ToolArgumentParser('Train a model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
@@ -37,7 +36,6 @@ def parse_args(argv=None):
                         help='override config settings, e.g. train_cfg.max_epochs=2')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
     parser.add_argument('--skip-invalid', action='store_true',
                         help='drop invalid annotations (a cleaned json is written to the work '
                         'dir) and replace images that cannot be decoded by other samples '
@@ -49,8 +47,6 @@ def parse_args(argv=None):
                         help='allow --load-from / load_from checkpoints that do not fit the '
                         'model exactly (missing/unexpected keys are then only logged)')
     add_unsafe_load_option(parser)  # full unpickling of trusted checkpoints only
-    parser.add_argument('--debug', action='store_true',
-                        help='show the full traceback of an error')
     return parser.parse_args(argv)
 
 

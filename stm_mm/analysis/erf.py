@@ -15,11 +15,10 @@ the smallest square centred on the input pixel ``(H // 2, W // 2)`` whose sum re
 the map's total, divided by the input side (squares have odd sides 1, 3, 5, ..., clipped to the
 image; a side larger than the image counts as the image side).
 
-This module also holds the model and image loading shared with :mod:`.invariance`: models built
-from an mmpretrain or mmdet config with an MMEngine/authors' checkpoint (or none), and image
-sources (an image folder, the embedded sklearn digits, or generated images).
+This module also holds the image sources shared with :mod:`.invariance` (an image folder, the
+embedded sklearn digits, or generated images); models come from :mod:`.loaded_model`, and
+:mod:`.erf_report` computes, saves and plots the ERF of whole models.
 """
-import copy
 import os
 import os.path as osp
 
@@ -27,8 +26,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp',
                     '.JPEG')
 STM_LABELS = dict(halo='U-HaloNet', pvt='U-PVT', swin='U-Swin', dwconv='U-DWConv',
@@ -138,156 +135,6 @@ def log_scaled(erf_map, floor=1e-3):
     peak = erf_map.max()
     normed = erf_map / peak if peak > 0 else erf_map
     return np.log10(np.maximum(normed, floor))
-
-
-# --------------------------------------------------------------------------------------------
-# Models from configs
-# --------------------------------------------------------------------------------------------
-class LoadedModel:
-    """A model built from a config (and checkpoint), with what the analyses need to feed it."""
-
-    def __init__(self, model, cfg, kind, config, checkpoint, label, mean, std):
-        self.model = model
-        self.cfg = cfg
-        self.kind = kind  # 'cls' (mmpretrain classifier), 'det' (mmdet detector), 'backbone'
-        self.config = config
-        self.checkpoint = checkpoint
-        self.label = label
-        self.mean = mean
-        self.std = std
-
-    @property
-    def backbone(self):
-        return getattr(self.model, 'backbone', self.model)
-
-    @property
-    def in_channels(self):
-        return getattr(self.backbone, 'in_channels', 3)
-
-    def normalise(self, images):
-        """``(B, C, H, W)`` images in [0, 255] -> the model's normalised input."""
-        c = images.shape[1]
-        mean = torch.as_tensor(_per_channel(self.mean, c), dtype=images.dtype,
-                               device=images.device).view(1, c, 1, 1)
-        std = torch.as_tensor(_per_channel(self.std, c), dtype=images.dtype,
-                              device=images.device).view(1, c, 1, 1)
-        return (images - mean) / std
-
-
-def _per_channel(values, channels):
-    values = list(values)
-    if len(values) == channels:
-        return values
-    if channels == 1:
-        return [float(np.mean(values))]
-    if len(values) == 1:
-        return values * channels
-    raise ValueError(f'normalisation has {len(values)} values for {channels} channels')
-
-
-def parse_model_spec(spec):
-    """``'CONFIG:CHECKPOINT[:LABEL]'`` -> ``(config, checkpoint, label or None)``."""
-    parts = spec.split(':')
-    if len(parts) not in (2, 3) or not all(parts[:2]):
-        raise ValueError(f'expected CONFIG:CHECKPOINT or CONFIG:CHECKPOINT:LABEL, got {spec!r} '
-                         '(CHECKPOINT may be "none")')
-    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
-
-
-def _data_preprocessor_cfg(cfg):
-    pre = cfg.model.get('data_preprocessor') or cfg.get('data_preprocessor') or {}
-    return pre
-
-
-def default_label(cfg, config):
-    backbone = cfg.model.get('backbone', {}) if cfg.model.get('backbone') else cfg.model
-    stm = backbone.get('stm')
-    arch = backbone.get('arch')
-    if stm is not None:
-        name = STM_LABELS.get(stm, f'U-{stm}')
-        return f'{name}-{arch}' if isinstance(arch, str) else name
-    return osp.splitext(osp.basename(config))[0]
-
-
-def load_model(config, checkpoint=None, device='cpu', all_stages=False, label=None, seed=0):
-    """Build the model of an mmpretrain/mmdet config and load ``checkpoint`` strictly.
-
-    Args:
-        config: config path. ``ImageClassifier`` models are built with mmpretrain, others with
-            mmdet; a config whose ``model`` is a bare ``UnifiedBackbone`` gives just that.
-        checkpoint: MMEngine / authors' / plain state-dict file, or ``None`` / ``'none'`` for
-            the initialised weights (``Pretrained`` init configs are dropped either way).
-        all_stages: make the backbone return all four stages (ERF), keeping the checkpoint's
-            keys valid (not done for ``norm_placement='output'``, whose norms follow
-            ``out_indices``).
-        label: a name for plots; default from the backbone (e.g. ``U-HaloNet-micro``).
-        seed: seed of the initialisation (the global RNG is left untouched), so that initialised
-            weights are the same in every run and on every rank.
-    """
-    from mmengine.config import Config
-
-    import stm_mm  # noqa: F401  (registers the backbone)
-    from stm_mm.checkpoint_io import load_checkpoint
-    from stm_mm.converters import extract_state_dict, load_state_dict_checked
-
-    cfg = Config.fromfile(config)
-    model_cfg = copy.deepcopy(cfg.model)
-    if str(model_cfg.get('type', '')).endswith('ImageClassifier'):
-        model_cfg.pop('train_cfg', None)  # batch augments: training only
-    backbone_cfg = model_cfg.get('backbone')
-    if backbone_cfg is not None:
-        backbone_cfg['init_cfg'] = None
-    if all_stages:
-        target = backbone_cfg if backbone_cfg is not None else model_cfg
-        if target.get('norm_placement', 'stage') != 'output':
-            target['out_indices'] = (0, 1, 2, 3)
-    pre = _data_preprocessor_cfg(cfg)
-    mean = tuple(pre.get('mean', IMAGENET_MEAN))
-    std = tuple(pre.get('std', IMAGENET_STD))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model, kind = _build(model_cfg)
-        if hasattr(model, 'init_weights'):
-            _quiet_init(model)
-    if checkpoint not in (None, '', 'none', 'None'):
-        ckpt = load_checkpoint(checkpoint)  # weights only, never code from the file
-        state = extract_state_dict(ckpt)
-        if kind == 'backbone' and any(k.startswith('backbone.') for k in state):
-            state = {k[9:]: v for k, v in state.items() if k.startswith('backbone.')}
-        load_state_dict_checked(model, state)
-    else:
-        checkpoint = None
-    model.to(device).eval()
-    return LoadedModel(model, cfg, kind, config, checkpoint, label or default_label(cfg, config),
-                       mean, std)
-
-
-def _build(model_cfg):
-    model_type = str(model_cfg.get('type', ''))
-    if model_type.endswith('UnifiedBackbone'):
-        from stm_mm.registry import MODELS
-        return MODELS.build(model_cfg), 'backbone'
-    if model_type.endswith('ImageClassifier'):
-        from mmpretrain.registry import MODELS
-        return MODELS.build(model_cfg), 'cls'
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    return MODELS.build(model_cfg), 'det'
-
-
-def _quiet_init(model):
-    """``model.init_weights()`` without MMEngine's per-parameter log lines."""
-    import logging
-
-    from mmengine.logging import MMLogger
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        model.init_weights()
-    finally:
-        logger.setLevel(level)
 
 
 # --------------------------------------------------------------------------------------------
@@ -426,77 +273,3 @@ def progress_bar(total, desc=None):
                 pass
 
         return _Bar()
-
-
-def unique_label(label, taken):
-    """``label``, or ``label (2)``, ``label (3)``, ... when already in ``taken`` (updated)."""
-    out, n = label, 1
-    while out in taken:
-        n += 1
-        out = f'{label} ({n})'
-    taken.add(out)
-    return out
-
-
-def run_erf(models, out_dir, data='digits', num_images=8, input_size=224, batch_size=4,
-            device='cpu', relu=True, progress=True, floor=1e-3, log=print):
-    """Compute, save and plot the ERF of one or more models.
-
-    Args:
-        models: ``[(config, checkpoint or 'none', label or None), ...]``; the first is the
-            primary model.
-        out_dir: writes ``erf.json`` (``{"0": ERF@50, ..., "3": ...}`` of the primary model),
-            ``erf_stage{i}.png`` (its heat maps), ``erf_details.json`` (ERF@20/30/50/99 of raw
-            and log maps, settings, every model), ``erf_maps.npz`` and, with several models,
-            ``erf_compare.png`` + ``erf_compare.json`` (``{label: {stage: ERF@50}}``).
-        data: image folder, ``'digits'`` or ``'noise'`` (see :func:`erf_images`).
-    Returns:
-        the details dict.
-    """
-    import json
-
-    from .plotting import plot_erf_grid, plot_erf_map
-    os.makedirs(out_dir, exist_ok=True)
-    taken = set()
-    rows, details, arrays = [], dict(settings=dict(
-        data=data, num_images=num_images, input_size=input_size, relu_response=relu,
-        definition=('|d(sum_c ' + ('relu(y[c, H_i//2, W_i//2])' if relu else 'y[c, H_i//2, W_i//2]')
-                    + ') / dx| summed over input channels, averaged over images; ERF@p = side '
-                    'of the smallest centred square holding p of the total / input side')),
-        models={}), {}
-    images_by_channels = {}
-    for k, (config, checkpoint, label) in enumerate(models):
-        loaded = load_model(config, checkpoint, device=device, all_stages=True, label=label)
-        label = unique_label(loaded.label, taken)
-        channels = loaded.in_channels
-        if channels not in images_by_channels:
-            images_by_channels[channels] = erf_images(data, num_images, input_size, channels)
-        log(f'[erf] {label}: {config} ({loaded.checkpoint or "initialised weights"}), '
-            f'{len(images_by_channels[channels])} images at {input_size}x{input_size}')
-        maps, count = model_erf(loaded, images_by_channels[channels], batch_size, relu,
-                                progress)
-        indices = stage_indices(loaded, len(maps))
-        summary = summarise(maps, indices)
-        ratios = {s: v['erf@50'] for s, v in summary.items()}
-        details['models'][label] = dict(config=config, checkpoint=loaded.checkpoint,
-                                        num_images=count, stages=summary)
-        rows.append((label, maps, indices, ratios))
-        for s, m in zip(indices, maps):
-            arrays[f'{label}/stage{s}'] = m
-        log('[erf] ' + '  '.join(f'stage {int(s) + 1}: ERF@50={v:.3f}'
-                                 for s, v in ratios.items()))
-        if k == 0:
-            with open(osp.join(out_dir, 'erf.json'), 'w') as f:
-                json.dump(ratios, f, indent=2)
-            for s, m in zip(indices, maps):
-                plot_erf_map(m, osp.join(out_dir, f'erf_stage{s}.png'),
-                             f'{label} stage {s + 1}  ERF@50={ratios[str(s)]:.2f}', floor)
-        del loaded
-    if len(rows) > 1:
-        plot_erf_grid(rows, osp.join(out_dir, 'erf_compare.png'), floor)
-        with open(osp.join(out_dir, 'erf_compare.json'), 'w') as f:
-            json.dump({r[0]: r[3] for r in rows}, f, indent=2)
-    with open(osp.join(out_dir, 'erf_details.json'), 'w') as f:
-        json.dump(details, f, indent=2)
-    np.savez_compressed(osp.join(out_dir, 'erf_maps.npz'), **arrays)
-    return details

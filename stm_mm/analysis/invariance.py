@@ -45,8 +45,8 @@ import re
 import numpy as np
 import torch
 
-from .erf import (evenly_spaced, list_images, load_model, parse_model_spec, progress_bar,
-                  unique_label)
+from .erf import evenly_spaced, list_images, progress_bar
+from .loaded_model import load_model, parse_model_spec, unique_label
 
 # (d_row, d_col) of the authors' 7 reachable translation directions.
 DIRECTIONS = ((1, 0), (0, 1), (-1, 0), (0, -1), (1, 1), (-1, 1), (-1, -1))

@@ -33,7 +33,7 @@ def check_part(kind, part):
 
 
 def exportable(loaded, part='model'):
-    """The module to export from a :class:`stm_mm.analysis.erf.LoadedModel` and its output
+    """The module to export from a :class:`stm_mm.analysis.loaded_model.LoadedModel` and its output
     names (errors of :func:`check_part`)."""
     check_part(loaded.kind, part)
     if part == 'model' and loaded.kind == 'cls':

@@ -1,5 +1,5 @@
 from . import mixers  # noqa: F401  (registers the token mixers)
-from .arch_zoo import ARCH_ZOO, DET_DROP_PATH, SCALES, STM_NAMES
+from .arch_zoo import ARCH_ZOO, SCALES, STM_NAMES
 from .backbone import UnifiedBackbone
 from .block import (AbsolutePositionEmbedding, BottleneckBlock, ConvNeXtStyleBlock, Stage,
                     UnifiedBlock)
@@ -8,7 +8,7 @@ from .image_to_logits import ImageToLogits
 from .neck import ExtraTransformNeck
 
 __all__ = [
-    'ARCH_ZOO', 'DET_DROP_PATH', 'SCALES', 'STM_NAMES', 'UnifiedBackbone', 'UnifiedBlock',
+    'ARCH_ZOO', 'SCALES', 'STM_NAMES', 'UnifiedBackbone', 'UnifiedBlock',
     'ConvNeXtStyleBlock', 'BottleneckBlock', 'Stage', 'AbsolutePositionEmbedding',
     'ExtraTransformNeck', 'PretrainedClassifier', 'ImageToLogits'
 ]

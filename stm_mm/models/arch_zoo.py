@@ -53,6 +53,3 @@ ARCH_ZOO = {
     },
 }
 
-# Detection drop-path rate per scale (authors' Mask R-CNN configs), the same for every STM.
-DET_DROP_PATH = dict(micro=0.1, tiny=0.2, small=0.2, base=0.3)
-

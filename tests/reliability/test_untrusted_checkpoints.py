@@ -118,15 +118,16 @@ def test_payload_runs_only_with_unsafe_load(kind, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize('kind', sorted(PAYLOADS))
 def test_library_loaders_refuse(kind, tmp_path, marker):
-    """stm_mm.transfer.load_checkpoint_file, MMEngine's own loaders (load_from, resume,
+    """stm_mm.apis.init_model, MMEngine's own loaders (load_from, resume,
     init_cfg Pretrained, mmdet's init_detector go through them) and mmpretrain's
     ``get_model(..., pretrained=)`` (the model zoo's converting loader) all use the safe loader."""
     import mmpretrain
     from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint as mm_load
 
-    from stm_mm.transfer import load_checkpoint_file
+    from stm_mm.apis import init_model
     path = evil(tmp_path, marker, kind)
-    for read in (load_checkpoint_file, _load_checkpoint,
+    config = osp.join(ROOT, 'configs/_base_/models/u_dwconv_micro.py')
+    for read in (lambda p: init_model(config, p, device='meta'), _load_checkpoint,
                  lambda p: mm_load(torch.nn.Linear(2, 2), p),
                  lambda p: mmpretrain.get_model('u-dwconv-micro_in1k', pretrained=p)):
         with pytest.raises(UnsafeCheckpointError, match='it was not loaded'):
@@ -227,7 +228,7 @@ def test_test_py_refuses(image_folder, tmp_path, marker):
 
 
 def test_analysis_tools_refuse(tmp_path, marker):
-    from stm_mm.analysis.erf import load_model
+    from stm_mm.analysis.loaded_model import load_model
     path = evil(tmp_path, marker)
     with pytest.raises(UnsafeCheckpointError, match='it was not loaded'):
         load_model(osp.join(ROOT, 'configs/cls/digits/u_dwconv_micro_digits.py'), path)

@@ -115,7 +115,7 @@ def test_tool_writes_table_and_figure(tmp_path, capsys):
                                        ('pvt', 0.5, 0.20, 0.45, 0.60),
                                        ('swin', 0.7, 0.25, 0.55, 0.65)]]
     out = tmp_path / 'out'
-    _cli().main(['--json', *specs, specs[0].replace('halo', 'pvt') + ':again',
+    _cli().main(['--from-json', *specs, specs[0].replace('halo', 'pvt') + ':again',
                  '--out-dir', str(out)])
     res = json.loads((out / 'erf_vs_ap.json').read_text())
     assert res['stage'] == '3'
@@ -128,13 +128,15 @@ def test_tool_writes_table_and_figure(tmp_path, capsys):
     assert len(csv_rows) == 5
     assert (out / 'erf_vs_ap.png').stat().st_size > 5000
     assert 'weak test' in capsys.readouterr().out
-    _cli().main(['--json', *specs, '--stage', '1', '--out-dir', str(out)])
+    _cli().main(['--from-json', *specs, '--stage', '1', '--out-dir', str(out)])
     res = json.loads((out / 'erf_vs_ap.json').read_text())
     assert res['stage'] == '1' and res['correlations']['bbox_mAP_s']['pearson'] is None
-    with pytest.raises(SystemExit, match='stage 7 is not in every erf.json'):
-        _cli().main(['--json', *specs, '--stage', '7', '--out-dir', str(out)])
-    with pytest.raises(SystemExit, match='ERF_JSON:METRICS_JSON'):
-        _cli().main(['--json', 'only_one.json', '--out-dir', str(out)])
+    capsys.readouterr()
+    for argv, message in ((['--from-json', *specs, '--stage', '7'], 'stage 7 is not in every '
+                           'erf.json'), (['--from-json', 'only_one.json'], 'ERF_JSON:METRICS_JSON')):
+        with pytest.raises(SystemExit) as exit_info:
+            _cli().main([*argv, '--out-dir', str(out)])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -153,7 +155,7 @@ def test_tool_from_a_detection_config(tmp_path):
     generate_digit_scenes(scenes, num_train=1, num_val=2, close_up_fraction=0)
     cfg = osp.join(ROOT, 'configs/det/digit_scenes/u_dwconv_micro_maskrcnn_digits.py')
     out = tmp_path / 'out'
-    _cli().main(['--model', f'{cfg}:none:init', '--erf-data', 'noise', '--erf-size', '64',
+    _cli().main(['--model', f'{cfg}:none:init', '--erf-data', 'noise', '--input-size', '64',
                  '--erf-images', '1', '--out-dir', str(out), '--cfg-options',
                  f'test_dataloader.dataset.data_root={scenes}',
                  f'test_evaluator.ann_file={scenes}annotations/instances_val.json',

@@ -227,7 +227,7 @@ def test_invariance_tool_end_to_end(tmp_path):
     its JSON with a detection-style result."""
     cfg = osp.join(ROOT, 'configs/_base_/models/u_dwconv_micro.py')
     out = tmp_path / 'inv'
-    _cli().main(['cls', cfg, 'none', '--num-images', '6', '--img-size', '32', '--shifts', '0,3',
+    _cli().main(['cls', cfg, 'none', '--num-images', '6', '--input-size', '32', '--shifts', '0,3',
                  '--angles', '0:10:10', '--batch-size', '6', '--out-dir', str(out),
                  '--no-progress'])
     res = json.loads((out / 'invariance_cls.json').read_text())

@@ -76,7 +76,7 @@ def test_training_curves_average_without_identity():
 def test_tool_over_training_checkpoints(tmp_path):
     """cls mode with a work dir of two checkpoints of a tiny classifier: both are evaluated,
     invariance_cls.json holds the last one, the training files one row per checkpoint."""
-    from stm_mm.analysis.erf import load_model
+    from stm_mm.analysis.loaded_model import load_model
     cfg = osp.join(ROOT, 'configs/_base_/models/u_dwconv_micro.py')
     run = tmp_path / 'run'
     run.mkdir()
@@ -87,7 +87,7 @@ def test_tool_over_training_checkpoints(tmp_path):
             p.add_(0.5 * torch.randn_like(p))
     torch.save(dict(state_dict=model.state_dict()), run / 'epoch_2.pth')
     out = tmp_path / 'inv'
-    _cli().main(['cls', cfg, str(run), '--label', 'tiny', '--num-images', '4', '--img-size',
+    _cli().main(['cls', cfg, str(run), '--label', 'tiny', '--num-images', '4', '--input-size',
                  '32', '--shifts', '0,3', '--angles', '0,10', '--batch-size', '4', '--out-dir',
                  str(out), '--no-progress'])
     final = json.loads((out / 'invariance_cls.json').read_text())

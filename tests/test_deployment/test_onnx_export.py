@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from stm_mm.analysis.erf import load_model
+from stm_mm.analysis.loaded_model import load_model
 from stm_mm.deployment import export_onnx, exportable, onnx_session, verify_onnx
 from stm_mm.deployment.export_safe import shifted_window_order, swin_forward, swin_shift_mask
 from stm_mm.deployment.symbolic import dynamic_symbolics
@@ -146,7 +146,7 @@ def load_tool():
 def test_tool_exports_and_verifies(tmp_path, capsys):
     out = tmp_path / 'm.onnx'
     code = load_tool().main([os.path.join(ROOT, 'configs/cls/u_dwconv_micro_in1k.py'),
-                             '--out', str(out), '--shape', '64', '80', '--dynamic', '--verify'])
+                             '--out', str(out), '--input-size', '64', '80', '--dynamic', '--verify'])
     stdout = capsys.readouterr().out
     assert code == 0, stdout
     assert 'verify (1, 3, 64, 80)' in stdout and 'verify (2, 3, 96, 144)' in stdout

@@ -18,6 +18,16 @@ def digits_config(stm):
         osp.join(ROOT, f'configs/det/digit_scenes/u_{stm}_micro_maskrcnn_digits.py'))
 
 
+def stm_mm_to_mmdet2(state_dict, stm):
+    """stm_mm detector keys -> the authors' mmdet 2.x keys: the inverse of
+    :func:`stm_mm.transfer.mmdet2_to_stm_mm`, to write checkpoints in their layout."""
+    from stm_mm.converters import stm_mm_to_official
+    backbone = {k: v for k, v in state_dict.items() if k.startswith('backbone.')}
+    out = {'backbone.' + k: v for k, v in stm_mm_to_official(backbone, stm).items()}
+    out.update((k, v) for k, v in state_dict.items() if not k.startswith('backbone.'))
+    return out
+
+
 def register():
     """Import mmdet's and stm_mm's modules into the registries (no default scope is set)."""
     from mmdet.utils import register_all_modules

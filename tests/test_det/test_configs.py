@@ -5,12 +5,13 @@ import os.path as osp
 import pytest
 import torch
 
-from stm_mm.models import ARCH_ZOO, DET_DROP_PATH, SCALES, STM_NAMES
-from stm_mm.transfer import stm_mm_to_mmdet2
+from stm_mm.models import ARCH_ZOO, SCALES, STM_NAMES
 
-from .common import ROOT, build_detector, det_config, digits_config, register
+from .common import ROOT, build_detector, det_config, digits_config, register, stm_mm_to_mmdet2
 
 ALL = [(stm, scale) for stm in STM_NAMES for scale in SCALES]
+# drop-path rates of the authors' Mask R-CNN configs
+DET_DROP_PATH = dict(micro=0.1, tiny=0.2, small=0.2, base=0.3)
 
 
 def test_every_det_config_present_and_import_free():

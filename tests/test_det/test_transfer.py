@@ -9,10 +9,10 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from stm_mm.apis import state_dict_of
 from stm_mm.models import STM_NAMES
-from stm_mm.transfer import (classification_state_dict, cls_to_det, det_to_cls,
-                             resize_halo_rel_table, resize_swin_bias_table,
-                             transfer_cls_to_det)
+from stm_mm.transfer import (cls_to_det, det_to_cls, resize_halo_rel_table,
+                             resize_swin_bias_table, transfer_cls_to_det)
 
 from .common import ROOT, build_detector, digits_config
 
@@ -137,27 +137,27 @@ def test_ema_hook_swap_raw_by_default():
     checkpoint, raw, ema = ema_hook_checkpoint(build_classifier('dwconv'))
     assert not torch.equal(raw['head.fc.weight'], ema['head.fc.weight'])
     assert_same(checkpoint['state_dict'], ema)  # the swap this test is about
-    state, source, weights = classification_state_dict(checkpoint)
-    assert weights == 'raw' and '`ema_state_dict`' in source
+    state = state_dict_of(checkpoint, 'raw', strict=True)
+    assert state.kind == 'raw' and '`ema_state_dict`' in state.source
     assert_same(state, raw)
-    state, source, weights = classification_state_dict(checkpoint, use_ema=True)
-    assert weights == 'ema'
+    state = state_dict_of(checkpoint, 'ema', strict=True)
+    assert state.kind == 'ema'
     assert_same(state, ema)
 
 
 def test_authors_checkpoint_raw_by_default():
     theirs = {'model': {'downsample_layers.0.stem.0.weight': torch.zeros(2)},
               'model_ema': {'module.downsample_layers.0.stem.0.weight': torch.ones(2)}}
-    state, source, weights = classification_state_dict(theirs)
-    assert weights == 'raw' and '`model`' in source
+    state = state_dict_of(theirs, 'raw', strict=True)
+    assert state.kind == 'raw' and '`model`' in state.source
     assert torch.equal(state['backbone.stem.0.weight'], torch.zeros(2))
-    state, _, weights = classification_state_dict(theirs, use_ema=True)
-    assert weights == 'ema' and torch.equal(state['backbone.stem.0.weight'], torch.ones(2))
-    with pytest.raises(ValueError, match='no `model_ema` entry'):
-        classification_state_dict({'model': theirs['model']}, use_ema=True)
+    state = state_dict_of(theirs, 'ema', strict=True)
+    assert state.kind == 'ema' and torch.equal(state['backbone.stem.0.weight'], torch.ones(2))
+    with pytest.raises(ValueError, match="holds raw weights only \\(authors' checkpoint: `model`"):
+        state_dict_of({'model': theirs['model']}, 'ema', strict=True)
     with pytest.raises(ValueError, match='ema weights were asked for, but the checkpoint holds '
                        'raw weights only'):
-        classification_state_dict({'state_dict': {}}, use_ema=True)
+        state_dict_of({'state_dict': {}}, 'ema', strict=True)
 
 
 @pytest.fixture(scope='module')

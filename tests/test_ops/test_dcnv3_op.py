@@ -472,7 +472,7 @@ def test_benchmark_tool_writes_records(tmp_path, monkeypatch, capsys):
     tiny = [dict(case='tiny', batch=1, size=(5, 6), channels=32, groups=2)]
     monkeypatch.setattr(tool, 'benchmark_cases', lambda quick: tiny)
     path = tmp_path / 'records.json'
-    tool.main(['--quick', '--repeats', '1', '--json', str(path)])
+    tool.main(['--device', 'cpu', '--quick', '--repeats', '1', '--json', str(path)])
     records = json.loads(path.read_text())
     assert [(r['case'], r['impl'], r['device']) for r in records] == [
         ('tiny', 'compiled', 'cpu'), ('tiny', 'pytorch', 'cpu')]

@@ -99,7 +99,7 @@ def authors_detector(tmp_path_factory):
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
 
-    from stm_mm.transfer import stm_mm_to_mmdet2
+    from tests.test_det.common import stm_mm_to_mmdet2
     register_all_modules(init_default_scope=False)
     cfg = Config.fromfile(DET_CONFIG)
     cfg.model.backbone.init_cfg = None
@@ -146,3 +146,39 @@ def test_det_image_demo_script_reports_a_missing_checkpoint(images):
     assert result.stderr.strip().splitlines() == [
         'error: checkpoint missing.pth not found; fix: pass an existing checkpoint file',
         '(run with --debug for the full traceback)']
+
+
+def test_image_demo_feeds_a_model_only_config_the_imagenet_pipeline(tmp_path, capsys,
+                                                                     monkeypatch):
+    """A config without a test pipeline: resize to 256, centre crop 224, ImageNet mean/std."""
+    from PIL import Image
+
+    from stm_mm.apis import init_model
+    config = tmp_path / 'tiny_model.py'
+    config.write_text(
+        "custom_imports = dict(imports=['stm_mm'])\n"
+        "model = dict(type='ImageClassifier', backbone=dict(type='UnifiedBackbone', "
+        "stm='dwconv', arch=dict(depths=(1, 1, 1, 1), dims=(8, 16, 32, 64))), "
+        "neck=dict(type='GlobalAveragePooling'), "
+        "head=dict(type='LinearClsHead', num_classes=10, in_channels=64))\n")
+    model = init_model(str(config), seed=1)
+    checkpoint = str(tmp_path / 'tiny.pth')
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    pixels = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    image = str(tmp_path / 'square.png')
+    Image.fromarray(pixels).save(image)
+
+    demo = _tool('image_demo', monkeypatch)
+    assert demo.main([image, str(config), checkpoint, '--topk', '3', '--device', 'cpu']) == 0
+    out = capsys.readouterr().out
+    assert f'note: {config} has no test pipeline; using the ImageNet one' in out
+    printed = re.findall(r'^\s+\d\. (\d\.\d{4})\s+(\d+) ', out, re.M)
+    view = np.asarray(Image.fromarray(pixels).resize((256, 256), Image.BICUBIC))[16:240, 16:240]
+    x = (torch.from_numpy(view).double() - torch.tensor([123.675, 116.28, 103.53]).double()) / \
+        torch.tensor([58.395, 57.12, 57.375]).double()
+    with torch.no_grad():
+        scores = model.double()(x.permute(2, 0, 1)[None], mode='tensor').softmax(-1)[0]
+    top = scores.sort(descending=True)
+    assert [int(i) for _, i in printed] == top.indices[:3].tolist()
+    torch.testing.assert_close(torch.tensor([float(s) for s, _ in printed], dtype=torch.float64),
+                               top.values[:3], rtol=0, atol=5e-5 + 1e-6)  # printed to 4 places

@@ -10,33 +10,29 @@
 With ``--reference`` the same model and weights also run the unfused reference attention in
 the same process; the table prints the speed ratio and the largest output difference.
 """
-import argparse
 import json
 
 import torch
 from mmengine.config import Config, DictAction
 
-import stm_mm
 from stm_mm.analysis.benchmark import (dense_half_peak_tflops, keep_freed_cpu_memory,
                                        max_output_difference, model_flops_per_image,
                                        time_stage_mlps, time_variants)
 from stm_mm.analysis.profiling import format_summary, profile_step
+from stm_mm.apis import init_model
+from stm_mm.engine.cli import run_cli
 from stm_mm.models import ImageToLogits
 from stm_mm.models.utils import use_reference_attention
+from stm_mm.tool_args import (ToolArgumentParser, add_batch_size, add_device, add_input_size,
+                              add_json)
 
 
 def build(config, cfg_options=None):
     """A classifier config gives ``image -> logits``; any other (detection) config its backbone."""
     cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    cfg.model.pop('train_cfg', None)
     if cfg.model.get('type', '').endswith('ImageClassifier'):
-        from mmpretrain.registry import MODELS
-        model = MODELS.build(cfg.model)
-        return ImageToLogits(model)
-    cfg.model.backbone.init_cfg = None  # no pretrained file needed to time it
-    return stm_mm.MODELS.build(cfg.model.backbone)
+        return ImageToLogits(init_model(cfg, cfg_options=cfg_options))
+    return init_model(cfg, part='backbone', cfg_options=cfg_options)
 
 
 def backbone_of(model):
@@ -65,18 +61,17 @@ def print_profile(record, model, size, impl, args):
     """Profile one step of ``model`` (eager; the reference attention for ``impl='reference'``)
     and store the summary in ``record['profile']``."""
     if args.device != 'cpu':
-        raise SystemExit('error: --profile measures CPU self times; fix: add --device cpu')
+        raise ValueError('--profile measures CPU self times; fix: add --device cpu')
     with use_reference_attention(impl == 'reference'):
         record['profile'] = profile_step(model, args.batch_size, size, args.train)
     print('\n'.join(format_summary(record['profile'])))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv=None):
+    parser = ToolArgumentParser(__doc__)
     parser.add_argument('configs', nargs='+')
-    parser.add_argument('--batch-size', type=int, default=8)
-    parser.add_argument('--input-size', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'))
+    add_batch_size(parser, 8)
+    add_input_size(parser)
     parser.add_argument('--sizes', type=int, nargs='+', help='square sizes to sweep instead')
     parser.add_argument('--train', action='store_true', help='time forward + backward')
     parser.add_argument('--amp', choices=['bf16', 'fp16'], help='autocast dtype')
@@ -84,7 +79,7 @@ def main():
                         help="also time the torch.compile'd model beside eager mode (ratio: "
                         'compiled over eager speed; it compiles in the warm-up rounds)')
     parser.add_argument('--reference', action='store_true', help='also time the reference')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    add_device(parser)
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--iters', type=int, default=10)
     parser.add_argument('--utilisation', action='store_true',
@@ -99,10 +94,13 @@ def main():
     parser.add_argument('--profile', action='store_true',
                         help='also profile one step per implementation (CPU, torch.profiler): '
                         'top ops by self time and time per category, forward and backward')
-    parser.add_argument('--json', help='write the records to this file')
+    add_json(parser)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config keys, e.g. model.backbone.with_cp=True')
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def run(args):
     torch.manual_seed(0)
     if args.device == 'cpu' and not args.system_malloc and not keep_freed_cpu_memory():
         print('note: could not configure malloc (no glibc); large buffers are unmapped and '
@@ -164,6 +162,10 @@ def main():
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(records, f, indent=2)
+
+
+def main(argv=None):
+    run_cli(run, parse_args(argv))
 
 
 if __name__ == '__main__':

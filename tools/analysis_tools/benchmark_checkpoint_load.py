@@ -10,7 +10,6 @@ read with stm_mm.checkpoint_io.load_checkpoint and loaded into the model
 (``load_state_dict(strict=True)``). Prints the median and min per format and the ratio, as a
 markdown table.
 """
-import argparse
 import os.path as osp
 import statistics
 import tempfile
@@ -18,11 +17,16 @@ import time
 
 import torch
 
+from stm_mm.apis import init_model
+from stm_mm.checkpoint_io import load_checkpoint, save_checkpoint
+from stm_mm.engine.cli import run_cli
+from stm_mm.tool_args import ToolArgumentParser
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ToolArgumentParser(__doc__.split('\n\n')[0])
     parser.add_argument('--stm', default='dwconv', choices=['halo', 'pvt', 'swin', 'dwconv',
                                                             'dcnv3'])
     parser.add_argument('--scales', nargs='+', default=['micro', 'tiny'])
@@ -30,25 +34,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def build_classifier(stm, scale):
-    from mmengine.config import Config
-    from mmpretrain.registry import MODELS
-
-    import stm_mm  # noqa: F401
-    cfg = Config.fromfile(osp.join(ROOT, f'configs/_base_/models/u_{stm}_{scale}.py'))
-    return MODELS.build(cfg.model)
-
-
 def time_load(path, model):
-    from stm_mm.checkpoint_io import load_checkpoint
     start = time.perf_counter()
     model.load_state_dict(load_checkpoint(path)['state_dict'], strict=True)
     return time.perf_counter() - start
 
 
 def benchmark(stm, scale, rounds, folder):
-    from stm_mm.checkpoint_io import save_checkpoint
-    model = build_classifier(stm, scale)
+    model = init_model(osp.join(ROOT, f'configs/_base_/models/u_{stm}_{scale}.py'))
     checkpoint = dict(state_dict=model.state_dict(), meta=dict(stm=stm, scale=scale))
     paths = {fmt: osp.join(folder, f'{stm}_{scale}.{fmt}') for fmt in ('pth', 'safetensors')}
     for fmt, path in paths.items():
@@ -63,11 +56,10 @@ def benchmark(stm, scale, rounds, folder):
     return size, {fmt: (statistics.median(t), min(t)) for fmt, t in times.items()}
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run(args):
     torch.set_num_threads(1)
-    print(f'| model | tensors (M values) | .pth median / min (ms) | .safetensors median / min '
-          f'(ms) | pth / safetensors (median) |')
+    print('| model | tensors (M values) | .pth median / min (ms) | .safetensors median / min '
+          '(ms) | pth / safetensors (median) |')
     print('|---|---|---|---|---|')
     with tempfile.TemporaryDirectory() as folder:
         for scale in args.scales:
@@ -75,6 +67,11 @@ def main(argv=None):
             (pm, pn), (sm, sn) = result['pth'], result['safetensors']
             print(f'| u_{args.stm}_{scale} | {size / 1e6:.1f} | {pm * 1e3:.1f} / {pn * 1e3:.1f} '
                   f'| {sm * 1e3:.1f} / {sn * 1e3:.1f} | {pm / sm:.2f} |')
+
+
+
+def main(argv=None):
+    run_cli(run, parse_args(argv))
 
 
 if __name__ == '__main__':

@@ -15,23 +15,24 @@ pytorch in float32. ``authors_msda`` (CUDA only) is the authors' kernel family: 
 multi-scale deformable attention CUDA source built alone (nvcc needed), sampling the same
 points, timed without the softmax and location set-up (float16 in the bfloat16 cases).
 """
-import argparse
 import json
 import os
 
 import torch
 
+from stm_mm.engine.cli import run_cli
 from stm_mm.ops import dcnv3_available
 from stm_mm.ops.benchmark import DRY_RUN_CASE, benchmark_cases, format_table, run_benchmark
 from stm_mm.ops.triton import triton_unavailable_reason
+from stm_mm.tool_args import ToolArgumentParser, add_device, add_json
 
 IMPLS = ('triton', 'compiled', 'pytorch', 'authors_msda')
 DTYPES = dict(float32=torch.float32, bfloat16=torch.bfloat16, float16=torch.float16)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser = ToolArgumentParser(__doc__.split('\n')[0])
+    add_device(parser)
     parser.add_argument('--impls', nargs='+', choices=IMPLS,
                         help='implementations, in table order (default: see above)')
     parser.add_argument('--dtypes', nargs='+', choices=list(DTYPES),
@@ -42,27 +43,26 @@ def parse_args(argv=None):
                         help='one tiny case, one round: checks that everything runs')
     parser.add_argument('--repeats', type=int, help='timed runs per case (default 5, quick 2)')
     parser.add_argument('--threads', type=int, help='CPU threads (default: torch\'s default)')
-    parser.add_argument('--json', metavar='PATH', help='write the records as a JSON list')
+    add_json(parser)
     return parser.parse_args(argv)
 
 
 def check_available(impls, device):
-    """Exit with a one-line message when a requested implementation cannot run on device."""
+    """Raise ``ValueError`` when a requested implementation cannot run on ``device``."""
     if 'triton' in impls and device == 'cpu':
         os.environ.setdefault('TRITON_INTERPRET', '1')  # before the kernels are imported
     if 'triton' in impls and triton_unavailable_reason(device) is not None:
-        raise SystemExit(f'the Triton DCNv3 kernels cannot run: '
+        raise ValueError(f'the Triton DCNv3 kernels cannot run: '
                          f'{triton_unavailable_reason(device)}')
-    if 'authors_msda' in impls and device != 'cuda':
-        raise SystemExit('authors_msda is a CUDA kernel: use --device cuda')
+    if 'authors_msda' in impls and not device.startswith('cuda'):
+        raise ValueError('authors_msda is a CUDA kernel; fix: use --device cuda')
     if 'compiled' in impls and not dcnv3_available(device):
-        raise SystemExit(f'the compiled DCNv3 op is not available on {device}: build it with '
-                         '`pip install -e .` (FORCE_CUDA=1 for CUDA)')
+        raise ValueError(f'the compiled DCNv3 op is not available on {device}; fix: build it '
+                         'with `pip install -e .` (FORCE_CUDA=1 for CUDA)')
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    cuda = args.device == 'cuda'
+def run(args):
+    cuda = args.device.startswith('cuda')
     impls = args.impls or (IMPLS[:3] if cuda else IMPLS[1:3])
     dtypes = [DTYPES[d] for d in args.dtypes or (('float32', 'bfloat16') if cuda else
                                                   ('float32', ))]
@@ -80,6 +80,10 @@ def main(argv=None):
         with open(args.json, 'w') as f:
             json.dump(records, f, indent=2)
     return records
+
+
+def main(argv=None):
+    return run_cli(run, parse_args(argv))
 
 
 if __name__ == '__main__':

@@ -10,7 +10,6 @@ input in interleaved rounds. The first one listed is the baseline of the speedup
 ``--dry-run`` runs a CPU-sized version (batch 1, 32x32 input, stage 1, training steps, one
 round, Triton under its interpreter) that checks the tool and every implementation end to end.
 """
-import argparse
 import json
 import os
 
@@ -19,14 +18,16 @@ import torch
 from stm_mm.analysis.mixer_benchmark import (DTYPES, MIXER_IMPLS, format_records, stage_cases,
                                              time_mixer)
 from stm_mm.engine.cli import run_cli
+from stm_mm.tool_args import (ToolArgumentParser, add_batch_size, add_device, add_input_size,
+                              add_json)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ToolArgumentParser(__doc__.split('\n')[0])
     parser.add_argument('--stms', nargs='+', default=list(MIXER_IMPLS), choices=list(MIXER_IMPLS))
     parser.add_argument('--arch', default='tiny', choices=['micro', 'tiny', 'small', 'base'])
-    parser.add_argument('--batch-size', type=int, default=128)
-    parser.add_argument('--input-size', type=int, nargs='+', default=[224], metavar='H [W]')
+    add_batch_size(parser, 128)
+    add_input_size(parser)
     parser.add_argument('--stages', type=int, nargs='+', choices=[1, 2, 3, 4],
                         default=[1, 2, 3, 4])
     parser.add_argument('--dtypes', nargs='+', default=['bf16', 'fp32'], choices=list(DTYPES))
@@ -35,17 +36,13 @@ def parse_args(argv=None):
     parser.add_argument('--impls', nargs='+',
                         help='implementations to compare, baseline first (default: all of each '
                         'mixer that can run on the device)')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    add_device(parser)
     parser.add_argument('--warmup', type=int, default=5)
     parser.add_argument('--iters', type=int, default=20)
     parser.add_argument('--dry-run', action='store_true',
                         help='CPU-sized check of every implementation (Triton interpreted)')
-    parser.add_argument('--json', metavar='PATH', help='write the records as a JSON list')
-    parser.add_argument('--debug', action='store_true', help='show tracebacks')
-    args = parser.parse_args(argv)
-    if len(args.input_size) not in (1, 2):
-        parser.error('--input-size takes H or H W')
-    return args
+    add_json(parser)
+    return parser.parse_args(argv)
 
 
 def runnable_impls(stm, requested, device):
@@ -68,19 +65,18 @@ def runnable_impls(stm, requested, device):
 def run(args):
     if args.dry_run:
         if args.device != 'cpu':
-            raise ValueError('--dry-run is the CPU check; fix: drop --device or use cpu')
+            raise ValueError('--dry-run is the CPU check; fix: add --device cpu')
         # the interpreter must be on before any kernel module is imported
         os.environ.setdefault('TRITON_INTERPRET', '1')
-        args.batch_size, args.input_size, args.warmup, args.iters = 1, [32], 0, 1
+        args.batch_size, args.input_size, args.warmup, args.iters = 1, (32, 32), 0, 1
         args.dtypes, args.stages, args.modes = ['fp32'], [1], ['train']
-    size = tuple(args.input_size * 2 if len(args.input_size) == 1 else args.input_size)
     device = torch.device(args.device)
     if device.type == 'cuda':
         print(f'device: {torch.cuda.get_device_name(device)}, torch {torch.__version__}')
     records = []
     for stm in args.stms:
         impls = runnable_impls(stm, args.impls, device)
-        for case in stage_cases(stm, args.arch, args.batch_size, size):
+        for case in stage_cases(stm, args.arch, args.batch_size, args.input_size):
             if case['stage'] not in args.stages:
                 continue
             for dtype in args.dtypes:

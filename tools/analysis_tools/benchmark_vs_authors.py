@@ -22,7 +22,6 @@ One mixer pair at a time is built, timed and freed.
 Their DCNv3 block calls the compiled ``MultiScaleDeformableAttention`` extension; a module of
 that name must be importable (their built ops, or a CPU stand-in put on ``--authors-site``).
 """
-import argparse
 import gc
 import json
 import os
@@ -34,6 +33,11 @@ import time
 import torch
 import torch.nn.functional as F
 
+from stm_mm.apis import init_model
+from stm_mm.engine.cli import run_cli
+from stm_mm.models import ImageToLogits
+from stm_mm.tool_args import ToolArgumentParser, add_batch_size, add_input_size, add_json
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # our mixer name -> the authors' model-name prefix (timm registry of their model_factory)
 AUTHORS_NAMES = dict(halo='unified_halo', pvt='unified_pvt', swin='unified_swin',
@@ -43,7 +47,7 @@ _GAMMA_NAMES = ('gamma', 'gamma_1', 'gamma_2', 'gamma1', 'gamma2')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ToolArgumentParser(__doc__.split('\n\n')[0])
     parser.add_argument('--authors-root', help="the authors' classification/ folder "
                         '(holds their models/ package)')
     parser.add_argument('--authors-site', help='a folder with timm 0.6.7 installed in it '
@@ -51,8 +55,8 @@ def parse_args(argv=None):
     parser.add_argument('--stm', nargs='+', default=list(AUTHORS_NAMES),
                         choices=list(AUTHORS_NAMES))
     parser.add_argument('--scale', default='tiny', choices=['micro', 'tiny', 'small', 'base'])
-    parser.add_argument('--batch-size', type=int, default=8)
-    parser.add_argument('--input-size', type=int, default=224)
+    add_batch_size(parser, 8)
+    add_input_size(parser)
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--rounds', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=2)
@@ -67,8 +71,7 @@ def parse_args(argv=None):
     parser.add_argument('--gemm-floor', action='store_true',
                         help='also time the linear layers\' GEMMs of a training step alone '
                         '(stm_mm/analysis/gemm_floor.py): the floor under both implementations')
-    parser.add_argument('--json', help='write the records to this file')
-    parser.add_argument('--debug', action='store_true', help='tracebacks instead of one line')
+    add_json(parser)
     return parser.parse_args(argv)
 
 
@@ -104,16 +107,11 @@ def import_authors(root, site):
     return create_model
 
 
-def build_ours(stm, scale):
-    """Our classifier of configs/_base_/models/u_<stm>_<scale>.py as image -> logits."""
-    from mmengine.config import Config
-    from mmpretrain.registry import MODELS
-
-    import stm_mm  # noqa: F401
-    from stm_mm.models import ImageToLogits
-    cfg = Config.fromfile(osp.join(ROOT, f'configs/_base_/models/u_{stm}_{scale}.py'))
-    cfg.model.pop('train_cfg', None)
-    return ImageToLogits(MODELS.build(cfg.model)), cfg.model.backbone.drop_path_rate
+def build_ours(stm, scale, checkpoint):
+    """Our classifier of configs/_base_/models/u_<stm>_<scale>.py with the weights of
+    ``checkpoint`` as image -> logits, and its drop-path rate."""
+    model = init_model(osp.join(ROOT, f'configs/_base_/models/u_{stm}_{scale}.py'), checkpoint)
+    return ImageToLogits(model), model.cfg.model.backbone.drop_path_rate
 
 
 def randomise_authors(model, seed):
@@ -139,12 +137,10 @@ def max_drop_path(model):
 
 def build_pair(stm, scale, create_model, seed):
     """(authors' model, ours with the same weights, our config's drop-path rate)."""
-    from stm_mm.converters import load_state_dict_checked, official_to_stm_mm
     torch.manual_seed(seed)
     authors = create_model(f'{AUTHORS_NAMES[stm]}_{scale}')
     randomise_authors(authors, seed)
-    ours, drop_path_rate = build_ours(stm, scale)
-    load_state_dict_checked(ours.classifier, official_to_stm_mm(authors.state_dict()))
+    ours, drop_path_rate = build_ours(stm, scale, dict(model=authors.state_dict()))
     return authors, ours, drop_path_rate
 
 
@@ -200,8 +196,8 @@ def run(args):
     else:
         malloc = 'glibc default (could not configure malloc: no glibc)'
     print(f'torch {torch.__version__}, {args.threads} threads, float32, batch '
-          f'{args.batch_size} at {args.input_size}, {args.rounds} rounds after {args.warmup} '
-          f'warm-up, malloc: {malloc}')
+          f'{args.batch_size} at {args.input_size[0]}x{args.input_size[1]}, {args.rounds} rounds '
+          f'after {args.warmup} warm-up, malloc: {malloc}')
     print(f'{"stm":<8}{"mode":<7}{"authors ms":>12}{"ours ms":>10}{"authors/ours":>14}'
           f'{"authors min-max":>18}{"ours min-max":>16}')
     records = []
@@ -212,7 +208,7 @@ def run(args):
             raise ValueError(f'{stm}: drop path {max_drop_path(authors)} (authors) vs {rate} '
                              f'(ours); fix: use configs that match the authors\' factory')
         generator = torch.Generator().manual_seed(args.seed)
-        x = torch.randn(args.batch_size, 3, args.input_size, args.input_size,
+        x = torch.randn(args.batch_size, 3, *args.input_size,
                         generator=generator)
         labels = torch.randint(0, 1000, (args.batch_size, ), generator=generator)
         diff, scale = logit_difference(authors, ours, x)
@@ -245,7 +241,7 @@ def run(args):
                 ratio=a_med / o_med, authors_min_ms=min(a_ms), authors_max_ms=max(a_ms),
                 ours_min_ms=min(o_ms), ours_max_ms=max(o_ms), rounds=args.rounds,
                 warmup=args.warmup, threads=args.threads, batch_size=args.batch_size,
-                input_size=args.input_size, malloc=malloc, torch=torch.__version__,
+                input_size=list(args.input_size), malloc=malloc, torch=torch.__version__,
                 drop_path_rate=rate, logits_max_diff=diff, logits_max_abs=scale,
                 loadavg_start=list(load_start),
                 loadavg_end=list(load_end), **floor))
@@ -260,7 +256,6 @@ def run(args):
 
 
 def main(argv=None):
-    from stm_mm.engine.cli import run_cli
     args = parse_args(argv)
     run_cli(run, args)
 

@@ -9,7 +9,6 @@ The unreadable ones are written to FILE (default ``work_dirs/<config>/unreadable
 one ``path<TAB>reason`` a line, for ``tools/train.py CONFIG --skip-invalid --skip-list FILE``.
 Exit status 0 when every image decodes, 1 when some do not, 2 for a bad config.
 """
-import argparse
 import os
 import os.path as osp
 import sys
@@ -25,10 +24,10 @@ import stm_mm  # noqa: F401
 from stm_mm.datasets.image_loading import image_problem
 from stm_mm.datasets.validation import iter_datasets
 from stm_mm.engine.cli import run_cli
+from stm_mm.tool_args import ToolArgumentParser
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Find the images of a split that cannot be '
-                                     'decoded')
+    parser = ToolArgumentParser('Find the images of a split that cannot be decoded')
     parser.add_argument('config')
     parser.add_argument('--split', choices=['train', 'val', 'test'], default='train')
     parser.add_argument('--workers', type=int, default=os.cpu_count(),
@@ -36,7 +35,6 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='the list of unreadable images (default: '
                         'work_dirs/<config>/unreadable_<split>.txt)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    parser.add_argument('--debug', action='store_true', help='show the traceback of an error')
     return parser.parse_args(argv)
 
 

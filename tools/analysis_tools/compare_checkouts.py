@@ -10,7 +10,6 @@ shared machine that speeds up or slows down affects both alike. Arguments after 
 every benchmark run. Printed per config: the mean step time of each checkout per round and the
 ratio base / new (above 1: the new checkout is faster), with its median and range over rounds.
 """
-import argparse
 import json
 import os
 import os.path as osp
@@ -19,6 +18,9 @@ import sys
 import tempfile
 
 import numpy as np
+
+from stm_mm.engine.cli import run_cli
+from stm_mm.tool_args import ToolArgumentParser, add_json
 
 
 def run_benchmark(checkout, config, extra, json_path):
@@ -29,23 +31,28 @@ def run_benchmark(checkout, config, extra, json_path):
            '--json', json_path, *extra]
     result = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True)
     if result.returncode != 0:
-        raise SystemExit(f'error: benchmark failed in {checkout}: '
-                         f'{result.stderr.strip().splitlines()[-1:]}; fix: run it there alone '
-                         'to see the traceback')
+        raise RuntimeError(f'benchmark failed in {checkout}: '
+                           f'{result.stderr.strip().splitlines()[-1:]}; fix: run it there alone '
+                           'to see the traceback')
     (record, ) = json.load(open(json_path))[:1]
     return 1000 * record['batch_size'] / record['images_per_s']
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv=None):
+    """The arguments, and the unknown ones (passed on to benchmark.py)."""
+    parser = ToolArgumentParser(__doc__)
     parser.add_argument('base', help='checkout to compare against (e.g. a worktree of main)')
     parser.add_argument('new', help='checkout under test')
     parser.add_argument('configs', nargs='+', help='config paths, relative to each checkout')
     parser.add_argument('--rounds', type=int, default=3)
-    parser.add_argument('--json', help='write the per-round times and ratios to this file')
-    args, extra = parser.parse_known_args()
-    extra = [a for a in extra if a != '--']
+    add_json(parser, help='write the per-round times and ratios to this JSON file')
+    args, extra = parser.parse_known_args(argv)
+    args.extra = [a for a in extra if a != '--']
+    return args
+
+
+def run(args):
+    extra = args.extra
     records = []
     with tempfile.TemporaryDirectory() as tmp:
         path = osp.join(tmp, 'record.json')
@@ -63,6 +70,10 @@ def main():
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(records, f, indent=2)
+
+
+def main(argv=None):
+    run_cli(run, parse_args(argv))
 
 
 if __name__ == '__main__':

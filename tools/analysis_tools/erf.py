@@ -7,17 +7,17 @@ CHECKPOINT may be `none` (initialised weights). Writes DIR/erf.json ({"0": ERF@5
 of the first model), DIR/erf_stage{i}.png, DIR/erf_details.json, DIR/erf_maps.npz and, with
 --compare, DIR/erf_compare.png (one row per model) + DIR/erf_compare.json. See docs/analysis.md.
 """
-import argparse
 import os
 
-from stm_mm.analysis.erf import parse_model_spec, run_erf
+from stm_mm.analysis.erf_report import run_erf
+from stm_mm.analysis.loaded_model import parse_model_spec
 from stm_mm.checkpoint_io import add_checkpoint_tool_options
 from stm_mm.engine.cli import run_cli
+from stm_mm.tool_args import ToolArgumentParser, add_batch_size, add_device, add_input_size
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolArgumentParser(__doc__)
     parser.add_argument('config', help='classification or detection config')
     parser.add_argument('checkpoint', help='checkpoint file, or "none" for initialised weights')
     parser.add_argument('--data', default='digits',
@@ -25,22 +25,26 @@ def parse_args(argv=None):
                         'upscaled; default) or "noise" (generated images)')
     parser.add_argument('--num-images', type=int, default=8,
                         help='images to average over (default 8; RepLKNet used 50)')
-    parser.add_argument('--input-size', type=int, default=224, help='square input side')
+    add_input_size(parser, help='input side (square: one value, or H W with H = W)')
     parser.add_argument('--out-dir', default='work_dirs/erf')
     parser.add_argument('--compare', nargs='+', default=[], metavar='CONFIG:CKPT[:LABEL]',
                         help='more models drawn next to the first one in erf_compare.png')
     parser.add_argument('--label', help='name of the first model in figures')
-    parser.add_argument('--batch-size', type=int, default=4)
+    add_batch_size(parser, 4)
     parser.add_argument('--response', choices=['relu', 'sum'], default='relu',
                         help='centre-unit response: channel sum of the rectified output '
                         '(RepLKNet; default) or the plain channel sum (identically zero after '
                         'a LayerNorm with unit weight and zero bias, see docs/analysis.md)')
-    parser.add_argument('--device', default=None, help='default: cuda if available, else cpu')
+    add_device(parser)
     parser.add_argument('--no-progress', action='store_true')
     parser.add_argument('--threads', type=int, default=None,
                           help='CPU threads of torch (1 is much faster on a busy machine)')
     add_checkpoint_tool_options(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.input_size[0] != args.input_size[1]:
+        parser.error(f'the ERF is measured on square inputs, got --input-size '
+                     f'{args.input_size[0]} {args.input_size[1]}; fix: give one value')
+    return args
 
 
 def run(args):
@@ -48,11 +52,10 @@ def run(args):
     import torch
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     models = [(args.config, args.checkpoint, args.label)]
     models += [parse_model_spec(s) for s in args.compare]
     run_erf(models, args.out_dir, data=args.data, num_images=args.num_images,
-            input_size=args.input_size, batch_size=args.batch_size, device=device,
+            input_size=args.input_size[0], batch_size=args.batch_size, device=args.device,
             relu=args.response == 'relu', progress=not args.no_progress)
     print(f'[erf] wrote {args.out_dir}/erf.json and figures')
 

@@ -1,19 +1,20 @@
 """Parameters and MACs (the paper's "FLOPs") of one or all models, next to the paper's Table IV.
 
-    python tools/analysis_tools/get_flops.py configs/_base_/models/u_halo_tiny.py [--shape 224 224]
+    python tools/analysis_tools/get_flops.py configs/_base_/models/u_halo_tiny.py [--input-size 224]
     python tools/analysis_tools/get_flops.py --all          # the 20 models vs Table IV
     python tools/analysis_tools/get_flops.py --table7       # local-attention variants vs Table VII
 """
-import argparse
 import os
 import os.path as osp
 
 from mmengine.config import Config
 
-import stm_mm  # noqa: F401
 from stm_mm.analysis.complexity import complexity, halo_unused_table_macs
 from stm_mm.analysis.paper import TABLE_IV, TABLE_VII
+from stm_mm.apis import init_model
+from stm_mm.engine.cli import run_cli
 from stm_mm.models import SCALES, STM_NAMES
+from stm_mm.tool_args import ToolArgumentParser, add_input_size
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # The counting convention each row of Table IV follows (checked against the authors' fvcore counts).
@@ -22,35 +23,33 @@ PAPER_CONVENTION = dict(halo='paper_local', pvt='paper_local', dwconv='paper_loc
 
 
 def build(config):
-    from mmpretrain.registry import MODELS
+    """The classifier of a classification config, the backbone of a detection config."""
     cfg = Config.fromfile(config)
-    model_cfg = cfg.model
-    model_cfg.pop('train_cfg', None)
-    if model_cfg.get('type', '').endswith('ImageClassifier'):
-        return MODELS.build(model_cfg), cfg
-    from mmdet.registry import MODELS as DET_MODELS
-    model_cfg.backbone.init_cfg = None
-    return DET_MODELS.build(model_cfg.backbone), cfg
+    part = 'model' if cfg.model.get('type', '').endswith('ImageClassifier') else 'backbone'
+    return init_model(cfg, part=part)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv=None):
+    parser = ToolArgumentParser(__doc__)
     parser.add_argument('config', nargs='?', help='model config (classifier or detector)')
-    parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'))
+    add_input_size(parser)
     parser.add_argument('--all', action='store_true', help='all 20 models against Table IV')
     parser.add_argument('--table7', action='store_true',
                         help='the local-attention variants against Table VII')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not (args.all or args.table7 or args.config):
         parser.error('give a CONFIG, --all or --table7')
+    return args
+
+
+def run(args):
     os.environ.setdefault('STM_MM_DCNV3_IMPL', 'pytorch')  # traceable DCNv3 sampling
-    shape = (1, 3, *args.shape)
+    shape = (1, 3, *args.input_size)
     if args.table7:
         print_table7(shape)
         return
     if not args.all:
-        model, _ = build(args.config)
+        model = build(args.config)
         r = complexity(model, shape)
         print(f'input {shape}')
         for key, value in r.items():
@@ -63,7 +62,7 @@ def main():
     print('-' * len(header))
     for scale in SCALES:
         for stm in STM_NAMES:
-            model, _ = build(osp.join(ROOT, f'configs/_base_/models/u_{stm}_{scale}.py'))
+            model = build(osp.join(ROOT, f'configs/_base_/models/u_{stm}_{scale}.py'))
             r = complexity(model, shape)
             p_params, p_flops, _ = TABLE_IV[(stm, scale)]
             convention = PAPER_CONVENTION[stm]
@@ -88,7 +87,7 @@ def print_table7(shape):
     print(f'{"model":<22}{"total":>8}{"c+l+attn":>10}{"attn":>8}{"used":>8}{"local":>8}'
           f'{"paper":>8}  (GMACs)')
     for name, path in paths.items():
-        model = build(osp.join(ROOT, path))[0]
+        model = build(osp.join(ROOT, path))
         r = complexity(model, shape)
         macs = r['conv'] + r['linear'] + r['attention']
         used = macs - halo_unused_table_macs(model, shape)
@@ -99,6 +98,10 @@ def print_table7(shape):
           'but never uses (it scores all 2w-1 rows, like the authors\' code). The paper\'s '
           'Table VII Halo rows equal "used" (its U-Swin row the total), unlike its Table IV Halo '
           'rows, which leave the attention products out.')
+
+
+def main(argv=None):
+    run_cli(run, parse_args(argv))
 
 
 if __name__ == '__main__':

@@ -9,25 +9,25 @@ by default the deepest ``backbone.stage_norms.I`` whose map is at least 4x4 at t
 at 32 px, stage 3 at 224 px), for the top-1 class, which the caption names with its probability.
 CKPT may be ``none`` (initialised weights).
 """
-import argparse
 import json
 import os.path as osp
 import sys
 
 from stm_mm.checkpoint_io import add_checkpoint_tool_options
 from stm_mm.engine.cli import run_cli
+from stm_mm.tool_args import ToolArgumentParser, add_device, add_json
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ToolArgumentParser(description=__doc__)
     parser.add_argument('--models', nargs='+', required=True, metavar='CONFIG:CKPT[:LABEL]',
                         help='classifiers, one row each')
     parser.add_argument('--images', nargs='+', required=True, metavar='IMAGE[@SIZE]',
                         help='images, one column each; @SIZE sets the input side')
     parser.add_argument('--layer', help='target module (default: see above)')
     parser.add_argument('--out', default='grad_cam.png', help='the figure')
-    parser.add_argument('--json', help='write the top-1 class, probability and layer per cell')
-    parser.add_argument('--device', help='cpu, cuda, ... (default: cuda when available)')
+    add_json(parser, help='write the top-1 class, probability and layer of every cell here')
+    add_device(parser)
     add_checkpoint_tool_options(parser)
     return parser.parse_args(argv)
 
@@ -57,11 +57,11 @@ def run(args):
     import torch
     from PIL import Image
 
-    from stm_mm.analysis.erf import (_pil_to_tensor255, load_model, parse_model_spec,
-                                     resize_centre_crop)
+    from stm_mm.analysis.erf import _pil_to_tensor255, resize_centre_crop
     from stm_mm.analysis.grad_cam import default_layer, grad_cam, overlay, plot_grad_cam_grid
+    from stm_mm.analysis.loaded_model import load_model, parse_model_spec
 
-    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    device = args.device
     specs = [parse_model_spec(s) for s in args.models]
     images = [parse_image(s) for s in args.images]
     rows, records, columns = [], [], None

@@ -18,8 +18,10 @@ holds the mean consistency per checkpoint (Fig. 7c). Writes DIR/invariance_{cls,
 shards the images over the ranks and gathers the results on every rank (rank 0 writes).
 See docs/analysis.md.
 """
-import argparse
 import os
+
+from stm_mm.engine.cli import run_cli
+from stm_mm.tool_args import ToolArgumentParser, add_batch_size, add_input_size
 
 
 def _floats(text):
@@ -35,8 +37,7 @@ def _floats(text):
 
 def parse_args(argv=None):
     from stm_mm.checkpoint_io import add_checkpoint_tool_options
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolArgumentParser(__doc__)
     sub = parser.add_subparsers(dest='mode', required=True)
 
     def common(p, out_default):
@@ -47,7 +48,7 @@ def parse_args(argv=None):
                        help='more models (CKPT as above), drawn in the same figure')
         p.add_argument('--label', help='name of the first model in figures')
         p.add_argument('--out-dir', default=out_default)
-        p.add_argument('--batch-size', type=int, default=None)
+        add_batch_size(p, None, help='images per batch (cls: 32, det: 1)')
         p.add_argument('--device', default=None, help='default: cuda if available, else cpu '
                        '(under torchrun: cuda:LOCAL_RANK)')
         p.add_argument('--no-progress', action='store_true')
@@ -65,11 +66,10 @@ def parse_args(argv=None):
     c.add_argument('--num-images', type=int, default=100,
                    help='images spread over the set (default 100; 0 = all, e.g. 50000 for '
                    'ImageNet val)')
-    c.add_argument('--img-size', type=int, default=None,
-                   help='view side (default: the config test pipeline crop, 224 for ImageNet, '
-                   '32 for digits)')
+    add_input_size(c, None, help='view side, square (default: the config test pipeline crop, '
+                   '224 for ImageNet, 32 for digits)')
     c.add_argument('--resize', type=int, default=None,
-                   help='shorter side before cropping (default int(img_size / crop_ratio): '
+                   help='shorter side before cropping (default int(input_size / crop_ratio): '
                    '256 at 224, 36 at 32)')
     c.add_argument('--crop-ratio', type=float, default=0.875)
     c.add_argument('--transforms', nargs='+', choices=['translation', 'rotation'],
@@ -103,7 +103,12 @@ def parse_args(argv=None):
     p.add_argument('--out', required=True)
     p.add_argument('--plot-accuracy', action='store_true')
     p.add_argument('--debug', action='store_true', help='show tracebacks of errors')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    size = getattr(args, 'input_size', None)
+    if size is not None and size[0] != size[1]:
+        parser.error(f'the views are square, got --input-size {size[0]} {size[1]}; fix: give '
+                     'one value')
+    return args
 
 
 def run(args):
@@ -127,7 +132,7 @@ def run(args):
     if args.mode == 'cls':
         inv.run_classification(
             models, args.out_dir, data=args.data, ann_file=args.ann_file,
-            num_images=args.num_images or None, img_size=args.img_size, resize=args.resize,
+            num_images=args.num_images or None, img_size=args.input_size and args.input_size[0], resize=args.resize,
             crop_ratio=args.crop_ratio, translations=args.shifts, rotations=args.angles,
             transforms=args.transforms, translation_mode=args.translation_mode,
             rotation_mode=args.rotation_mode, batch_size=args.batch_size or 32, device=device,
@@ -144,7 +149,6 @@ def run(args):
 def main(argv=None):
     """Errors end the process with one line ``error: ...`` and exit code 2 (``--debug``:
     the traceback)."""
-    from stm_mm.engine.cli import run_cli
     run_cli(run, parse_args(argv))
 
 

@@ -11,7 +11,6 @@ SIGKILLed before a random iteration (2..12), resumed with ``--resume`` and its f
 are compared with ``torch.equal``. Prints one line per kill; exits 1 if any run differs.
 See docs/reliability.md.
 """
-import argparse
 import json
 import os
 import os.path as osp
@@ -22,12 +21,14 @@ import sys
 import tempfile
 import time
 
+from stm_mm.engine.cli import run_cli
+from stm_mm.tool_args import ToolArgumentParser
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolArgumentParser(__doc__)
     parser.add_argument('--kills', type=int, default=10, help='kill points per configuration')
     parser.add_argument('--seed', type=int, default=0, help='seed of the kill points')
     parser.add_argument('--workers', type=int, default=2, help='data-loader workers')
@@ -38,8 +39,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run(args):
     sys.path.insert(0, ROOT)
     import torch
 
@@ -93,6 +93,10 @@ def main(argv=None):
         with open(args.out, 'w') as f:
             json.dump(results, f, indent=1)
     return 1 if failures else 0
+
+
+def main(argv=None):
+    return run_cli(run, parse_args(argv))
 
 
 if __name__ == '__main__':

@@ -6,20 +6,19 @@ Needs no GPU: each configuration listed by the kernel modules' ``compile_specs()
 PTX by Triton and assembled by the ``ptxas -v`` bundled with it (``stm_mm.ops.triton.
 compile_check``). ``--arch`` defaults to the GPU's own compute capability, else 80 and 90.
 """
-import argparse
 import json
 
 import torch
 
 from stm_mm.engine.cli import run_cli
+from stm_mm.tool_args import ToolArgumentParser, add_json
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ToolArgumentParser(__doc__.split('\n')[0])
     parser.add_argument('--arch', type=int, nargs='+',
                         help='compute capabilities as 80, 90 (default: the GPU\'s, else 80 90)')
-    parser.add_argument('--json', metavar='PATH', help='write the reports as a JSON list')
-    parser.add_argument('--debug', action='store_true', help='show tracebacks')
+    add_json(parser, help='write the reports to this JSON file')
     return parser.parse_args(argv)
 
 

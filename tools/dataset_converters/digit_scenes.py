@@ -8,14 +8,15 @@ OUT_DIR (default data/digit_scenes): annotations/instances_{train,val}.json, {tr
 Nothing is downloaded; the same settings always give the same files. See
 stm_mm/datasets/digit_scenes.py.
 """
-import argparse
 import time
 
 from stm_mm.datasets.digit_scenes import DEFAULTS, generate_digit_scenes
+from stm_mm.engine.cli import run_cli
+from stm_mm.tool_args import ToolArgumentParser
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv=None):
+    parser = ToolArgumentParser(__doc__.splitlines()[0])
     parser.add_argument('out_dir', nargs='?', default='data/digit_scenes',
                         help='output folder (default: data/digit_scenes)')
     parser.add_argument('--num-train', type=int, default=DEFAULTS['num_train'])
@@ -32,11 +33,10 @@ def parse_args():
     parser.add_argument('--seed', type=int, default=DEFAULTS['seed'])
     parser.add_argument('--force', action='store_true',
                         help='regenerate even when OUT_DIR holds the same settings')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
+def run(args):
     start = time.time()
     info = generate_digit_scenes(args.out_dir, num_train=args.num_train, num_val=args.num_val,
                                  image_size=args.size, max_digits=args.max_digits,
@@ -47,6 +47,10 @@ def main():
           f'{counts["train"]["instances"]} digits, val {counts["val"]["images"]} / '
           f'{counts["val"]["instances"]}, {info["settings"]["image_size"]}px '
           f'({time.time() - start:.1f} s)')
+
+
+def main(argv=None):
+    run_cli(run, parse_args(argv))
 
 
 if __name__ == '__main__':

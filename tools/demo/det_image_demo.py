@@ -7,7 +7,6 @@ CHECKPOINT an MMEngine checkpoint of it or the authors' mmdet 2.x release file (
 loading, ``stm_mm/zoo.py``). Detections scoring at least ``--score-thr`` are printed and drawn;
 ``--scale`` enlarges the drawing of small images (e.g. 4 for the 128x128 digit scenes).
 """
-import argparse
 import os.path as osp
 import sys
 
@@ -15,10 +14,11 @@ import stm_mm  # noqa: F401  (registers the models and the checkpoint loaders)
 from image_demo import check_files
 from stm_mm.checkpoint_io import add_checkpoint_tool_options
 from stm_mm.engine.cli import run_cli
+from stm_mm.tool_args import ToolArgumentParser, add_device
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ToolArgumentParser(__doc__.split('\n\n')[0])
     parser.add_argument('image', help='image file')
     parser.add_argument('config', help='detection config file')
     parser.add_argument('checkpoint', help='checkpoint file or URL')
@@ -27,7 +27,7 @@ def parse_args(argv=None):
                         help='lowest score printed and drawn')
     parser.add_argument('--scale', type=float, default=1.0,
                         help='enlarge the image before drawing (boxes, masks and text with it)')
-    parser.add_argument('--device', help='cpu, cuda, ... (default: cuda when available)')
+    add_device(parser)
     add_checkpoint_tool_options(parser)
     return parser.parse_args(argv)
 

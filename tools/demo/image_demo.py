@@ -7,25 +7,30 @@ Built on mmpretrain's ``ImageClassificationInferencer``. CONFIG is a classificat
 CHECKPOINT is an MMEngine checkpoint or the authors' release file (converted while loading,
 ``stm_mm/zoo.py``); without it a zoo name loads its release weights (downloaded once) and a
 config its ``load_from``, else the model keeps its initial weights (said so in the output).
+A model-only config (``configs/_base_/models/...``) is fed with the ImageNet test pipeline,
+normalisation and class names of ``configs/_base_/datasets/imagenet_bs128_unified.py``.
 Class names come from the checkpoint (``meta.dataset_meta``), else from the config's dataset.
 """
-import argparse
 import os.path as osp
 import sys
 
 import stm_mm  # noqa: F401  (registers the models, the zoo and the checkpoint loaders)
 from stm_mm.checkpoint_io import add_checkpoint_tool_options
 from stm_mm.engine.cli import run_cli
+from stm_mm.tool_args import ToolArgumentParser, add_device
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+IMAGENET_DATA = osp.join(ROOT, 'configs/_base_/datasets/imagenet_bs128_unified.py')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ToolArgumentParser(__doc__.split('\n\n')[0])
     parser.add_argument('image', help='image file')
     parser.add_argument('config', help='config file or model-zoo name')
     parser.add_argument('checkpoint', nargs='?', help='checkpoint file or URL')
     parser.add_argument('--topk', type=int, default=5, help='classes to print and draw')
     parser.add_argument('--out', help='write the image with the top-k classes drawn here')
-    parser.add_argument('--device', help='cpu, cuda, ... (default: cuda when available)')
+    add_device(parser)
     add_checkpoint_tool_options(parser)
     return parser.parse_args(argv)
 
@@ -39,6 +44,23 @@ def check_files(image, config, checkpoint, config_dir):
     if checkpoint and '://' not in checkpoint and not osp.isfile(checkpoint):
         return f'checkpoint {checkpoint} not found; fix: pass an existing checkpoint file'
     return None
+
+
+def with_test_pipeline(config):
+    """``config`` (a zoo name or a file) as the inferencer takes it: a model-only config gets
+    the ImageNet test pipeline, normalisation and class names (a note says so)."""
+    if not config.endswith('.py'):
+        return config
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    if cfg.get('test_dataloader') is None:
+        imagenet = Config.fromfile(IMAGENET_DATA)
+        cfg.test_dataloader = dict(
+            dataset=dict(type=imagenet.dataset_type, pipeline=imagenet.test_pipeline))
+        cfg.data_preprocessor = cfg.get('data_preprocessor') or imagenet.data_preprocessor
+        print(f'note: {config} has no test pipeline; using the ImageNet one (resize 256, centre '
+              'crop 224, ImageNet mean/std and class names)')
+    return cfg
 
 
 def visualize_topk(image_path, sample, classes, out_file):
@@ -61,7 +83,8 @@ def run(args):
         raise ValueError(problem)
     from mmpretrain import ImageClassificationInferencer
 
-    inferencer = ImageClassificationInferencer(args.config, pretrained=args.checkpoint or True,
+    inferencer = ImageClassificationInferencer(with_test_pipeline(args.config),
+                                               pretrained=args.checkpoint or True,
                                                device=args.device)
     weights = args.checkpoint or getattr(inferencer.model._metainfo, 'weights', None) or \
         inferencer.config.get('load_from')

@@ -59,7 +59,7 @@ run "$PY" "$mmpretrain_tools/analysis_tools/analyze_results.py" "$config" "$OUT/
 run "$PY" "$mmpretrain_tools/visualization/vis_cam.py" "$image" "$config" "$checkpoint" \
     --target-layers backbone.stage_norms.1 --save-path "$OUT/cam.png"
 # parameters and MACs
-run "$PY" tools/analysis_tools/get_flops.py "$config" --shape 32 32
+run "$PY" tools/analysis_tools/get_flops.py "$config" --input-size 32
 
 # the digit-scenes Mask R-CNN of make demo-det STM=$STM, when there is one: mmdet's own tools
 det_config=configs/det/digit_scenes/u_${STM}_micro_maskrcnn_digits.py

@@ -1,6 +1,6 @@
 """onnxruntime vs PyTorch CPU inference of exported models, timed in interleaved rounds.
 
-    python tools/deployment/benchmark_onnx.py [CONFIG ...] [--batch-size 1] [--input-size 224]
+    python tools/deployment/benchmark_onnx.py [CONFIG ...] [--batch-size 1] [--input-size 224 [W]]
         [--threads 2] [--warmup 5] [--iters 20] [--spinning] [--json PATH]
 
 Default configs: the five tiny classifiers. Each model is exported (fixed shape, as
@@ -14,7 +14,6 @@ busy, and on a machine with more runnable threads than cores every OpenMP barrie
 for descheduled threads (PyTorch at 2 threads measured 100x slower on this project's shared
 2-core machine; see docs/speed.md). glibc's malloc keeps freed memory, as in benchmark.py.
 """
-import argparse
 import json
 import os
 import sys
@@ -30,27 +29,29 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from stm_mm.analysis.benchmark import keep_freed_cpu_memory  # noqa: E402
-from stm_mm.analysis.erf import load_model  # noqa: E402
+from stm_mm.analysis.loaded_model import load_model  # noqa: E402
 from stm_mm.deployment import example_input, export_onnx, exportable, onnx_session  # noqa: E402
+from stm_mm.engine.cli import run_cli  # noqa: E402
+from stm_mm.tool_args import (ToolArgumentParser, add_batch_size, add_input_size,  # noqa: E402
+                              add_json)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = [f'configs/cls/u_{stm}_tiny_in1k.py' for stm in ('halo', 'pvt', 'swin', 'dwconv', 'dcnv3')]
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolArgumentParser(__doc__)
     parser.add_argument('configs', nargs='*', help='classification configs (default: the five '
                         'tiny models)')
-    parser.add_argument('--batch-size', type=int, default=1)
-    parser.add_argument('--input-size', type=int, default=224)
+    add_batch_size(parser, 1)
+    add_input_size(parser)
     parser.add_argument('--threads', type=int, default=2, help='intra-op threads of both')
     parser.add_argument('--warmup', type=int, default=5, help='untimed rounds first')
     parser.add_argument('--iters', type=int, default=20, help='timed rounds')
     parser.add_argument('--spinning', action='store_true',
                         help='idle threads spin-wait (OMP_WAIT_POLICY=ACTIVE, onnxruntime\'s '
                         'default) instead of sleeping')
-    parser.add_argument('--json', help='write the records to this file')
+    add_json(parser)
     return parser.parse_args(argv)
 
 
@@ -78,11 +79,10 @@ def time_pair(module, run_onnx, x, warmup, iters):
     return {k: float(np.median(v)) for k, v in times.items()}, diff
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run(args):
     torch.set_num_threads(args.threads)
     keep_freed_cpu_memory()
-    shape = (args.batch_size, 3, args.input_size, args.input_size)
+    shape = (args.batch_size, 3, *args.input_size)
     records = []
     print(f'input {shape}, {args.threads} threads, OMP_WAIT_POLICY='
           f'{os.environ["OMP_WAIT_POLICY"]}, onnxruntime spinning '
@@ -108,6 +108,10 @@ def main(argv=None):
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(records, f, indent=1)
+
+
+def main(argv=None):
+    run_cli(run, parse_args(argv))
 
 
 if __name__ == '__main__':

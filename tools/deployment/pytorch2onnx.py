@@ -1,7 +1,7 @@
 """Export a classifier or a detection backbone to ONNX; --verify checks it with onnxruntime.
 
     python tools/deployment/pytorch2onnx.py CONFIG [CHECKPOINT] --out FILE.onnx
-        [--shape H W] [--dynamic] [--opset N] [--part model|backbone] [--verify]
+        [--input-size H [W]] [--batch-size B] [--dynamic] [--opset N] [--part model|backbone] [--verify]
 
 The graph takes the normalised image (the config's mean/std are not in it) and returns the
 logits (classifiers) or the backbone's feature maps feat<i> (--part backbone, the part of a
@@ -11,27 +11,25 @@ onnxruntime (CPU) with PyTorch at the traced shape and, with --dynamic, at batch
 size, and fails above --atol. Errors are one line `error: ...; fix: ...` (exit 2);
 --debug shows the traceback. See docs/deployment.md.
 """
-import argparse
 import sys
 
-from stm_mm.deployment.onnx_export import DEFAULT_OPSET, PARTS, check_opset, check_part
 from stm_mm.checkpoint_io import add_checkpoint_tool_options
+from stm_mm.deployment.onnx_export import DEFAULT_OPSET, PARTS, check_opset, check_part
 from stm_mm.engine.cli import run_cli
+from stm_mm.tool_args import ToolArgumentParser, add_batch_size, add_input_size
 
 ATOL = 1e-4
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolArgumentParser(__doc__)
     parser.add_argument('config', help='classification or detection config')
     parser.add_argument('checkpoint', nargs='?', default=None,
                         help='checkpoint (ours, or the authors\' converted); default: the '
                         'initialised weights')
     parser.add_argument('--out', required=True, help='the ONNX file to write')
-    parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'),
-                        help='input height and width to trace at (default 224 224)')
-    parser.add_argument('--batch', type=int, default=1, help='batch to trace at (default 1)')
+    add_input_size(parser, help='input height and width to trace at (one value: square)')
+    add_batch_size(parser, 1, help='batch to trace at')
     parser.add_argument('--dynamic', action='store_true',
                         help='free batch, height and width in the graph')
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET,
@@ -55,26 +53,19 @@ def verify_shapes(batch, channels, height, width, dynamic):
     return shapes
 
 
-def config_kind(config):
-    """``'cls'``, ``'det'`` or ``'backbone'``, from the config's model type."""
-    from mmengine.config import Config
-    model_type = str(Config.fromfile(config).model.get('type', ''))
-    if model_type.endswith('ImageClassifier'):
-        return 'cls'
-    return 'backbone' if model_type.endswith('UnifiedBackbone') else 'det'
-
-
 def run(args):
-    from stm_mm.analysis.erf import load_model
+    from mmengine.config import Config
+
+    from stm_mm.analysis.loaded_model import load_model, model_kind
     from stm_mm.deployment import export_onnx, exportable, verify_onnx
 
     check_opset(args.opset)
-    kind = config_kind(args.config)
+    kind = model_kind(Config.fromfile(args.config))
     part = args.part or ('model' if kind == 'cls' else 'backbone')
     check_part(kind, part)  # before the (slow) model build
     loaded = load_model(args.config, args.checkpoint)
     module, names = exportable(loaded, part)
-    shape = (args.batch, loaded.in_channels, *args.shape)
+    shape = (args.batch_size, loaded.in_channels, *args.input_size)
     export_onnx(module, args.out, names, shape, dynamic=args.dynamic, opset=args.opset)
     shapes = 'dynamic' if args.dynamic else 'fixed'
     print(f'wrote {args.out} ({part}, {shapes} shape, traced at {shape}, opset {args.opset}; '

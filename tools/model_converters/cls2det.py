@@ -16,15 +16,14 @@ Reverse: a detector's backbone as a classifier checkpoint for analysis (see stm_
 Inputs are read without running code from them (``--unsafe-load`` for files that need full
 unpickling). Errors are one line ``error: ...`` (``--debug``: traceback).
 """
-import argparse
-
 from stm_mm.checkpoint_io import add_converter_options
 from stm_mm.engine.cli import run_cli
+from stm_mm.tool_args import ToolArgumentParser
 from stm_mm.transfer import transfer_cls_to_det, transfer_det_to_cls
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ToolArgumentParser(__doc__.split('\n\n')[0])
     parser.add_argument('src', help='input checkpoint')
     parser.add_argument('dst', help='output checkpoint')
     parser.add_argument('--config', help='detection config whose backbone is the target')

@@ -10,17 +10,15 @@ result is checked to load strictly into that config's detector. Evaluate with
 ``tools/test.py CONFIG OUT.pth``. The input is read without running code from it
 (``--unsafe-load`` for files that need full unpickling). Errors are one line ``error: ...``.
 """
-import argparse
-
-import torch
-
+from stm_mm.apis import init_model
 from stm_mm.checkpoint_io import add_converter_options
 from stm_mm.engine.cli import run_cli
+from stm_mm.tool_args import ToolArgumentParser
 from stm_mm.transfer import convert_mmdet2_checkpoint
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ToolArgumentParser(__doc__.split('\n\n')[0])
     parser.add_argument('src', help="the authors' mmdet 2.x checkpoint")
     parser.add_argument('dst', help='output checkpoint')
     parser.add_argument('--config', help='detection config to check a strict load against')
@@ -31,17 +29,8 @@ def parse_args(argv=None):
 def convert(args):
     result, _ = convert_mmdet2_checkpoint(args.src, args.dst, out_format=args.out_format)
     if args.config:
-        from mmdet.registry import MODELS
-        from mmdet.utils import register_all_modules
-        from mmengine.config import Config
-
         from stm_mm.converters import check_state_dict_fits
-        register_all_modules(init_default_scope=False)
-        cfg = Config.fromfile(args.config)
-        cfg.model.backbone.init_cfg = None
-        with torch.device('meta'):
-            model = MODELS.build(cfg.model)
-        check_state_dict_fits(model, result['state_dict'])
+        check_state_dict_fits(init_model(args.config, device='meta'), result['state_dict'])
         print(f'fits {args.config} exactly (strict)')
 
 

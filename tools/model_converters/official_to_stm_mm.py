@@ -13,18 +13,17 @@ buffers are not written; the authors' loader ignores them). Key maps: stm_mm/con
 The input is read without running code from it (stm_mm/checkpoint_io.py; ``--unsafe-load`` for
 files that need full unpickling). Errors are one line ``error: ...`` (``--debug``: traceback).
 """
-import argparse
-
 import torch
 
-from stm_mm.checkpoint_io import add_converter_options, save_checkpoint
+from stm_mm.apis import init_model
+from stm_mm.checkpoint_io import add_converter_options, load_checkpoint, save_checkpoint
 from stm_mm.engine.cli import run_cli
-from stm_mm.transfer import (load_checkpoint_file, official_checkpoint_to_stm_mm,
-                             stm_mm_checkpoint_to_official)
+from stm_mm.tool_args import ToolArgumentParser
+from stm_mm.transfer import official_checkpoint_to_stm_mm, stm_mm_checkpoint_to_official
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ToolArgumentParser(__doc__.split('\n\n')[0])
     parser.add_argument('src', help='input checkpoint')
     parser.add_argument('dst', help='output checkpoint')
     parser.add_argument('--reverse', action='store_true',
@@ -44,7 +43,7 @@ def parse_args(argv=None):
 
 
 def convert(args):
-    checkpoint = load_checkpoint_file(args.src)
+    checkpoint = load_checkpoint(args.src)
     if args.reverse:
         result, stm = stm_mm_checkpoint_to_official(checkpoint, args.stm)
         print(f'{args.src}: {len(result["model"])} tensors -> authors\' layout ({stm})')
@@ -54,14 +53,8 @@ def convert(args):
         print(f'{args.src}: {len(result["state_dict"])} tensors '
               f'({result["meta"]["weights"]} weights) -> stm_mm layout')
         if args.config:
-            from mmengine.config import Config
-            from mmpretrain.registry import MODELS
-
             from stm_mm.converters import check_state_dict_fits
-            cfg = Config.fromfile(args.config)
-            with torch.device('meta'):
-                model = MODELS.build(cfg.model)
-            check_state_dict_fits(model, result['state_dict'])
+            check_state_dict_fits(init_model(args.config, device='meta'), result['state_dict'])
             print(f'fits {args.config} exactly (strict)')
         save_checkpoint(result, args.dst, args.out_format)
     print(f'wrote {args.dst}')
