@@ -3,17 +3,22 @@ import torch
 import torch.nn as nn
 
 from ...ops.impl_switch import requested_impl, resolve_triton_impl
-from ...registry import TOKEN_MIXERS
+from ..arch_zoo import WINDOW_ATTENTION_PRESETS
 from ..utils import (attention, pad_to_multiple, relative_position_index, swin_shift_mask,
                      window_merge, window_partition)
 from ..utils.attention import reference_attention, reference_enabled
 from ..utils.windows import shifted_window_order
 from .base import TokenMixer
+from .spec import MixerSpec, register_mixer
 
 IMPLS = ('triton', 'sdpa', 'reference')
 
 
-@TOKEN_MIXERS.register_module('swin')
+SPEC = MixerSpec(name='swin', label='U-Swin', signature='mixer.relative_position_bias_table',
+                 flops='total', presets=WINDOW_ATTENTION_PRESETS)
+
+
+@register_mixer(SPEC)
 class ShiftedWindowAttention(TokenMixer):
     """Window attention with relative position bias; odd blocks shift the windows by ``M // 2``.
 
