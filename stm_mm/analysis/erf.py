@@ -27,12 +27,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..models.mixers import mixer_spec
+
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp',
                     '.JPEG')
-STM_LABELS = dict(halo='U-HaloNet', pvt='U-PVT', swin='U-Swin', dwconv='U-DWConv',
-                  dcnv3='U-InternImage')
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,7 +204,7 @@ def default_label(cfg, config):
     stm = backbone.get('stm')
     arch = backbone.get('arch')
     if stm is not None:
-        name = STM_LABELS.get(stm, f'U-{stm}')
+        name = mixer_spec(stm).label
         return f'{name}-{arch}' if isinstance(arch, str) else name
     return osp.splitext(osp.basename(config))[0]
 

@@ -18,13 +18,14 @@ import time
 
 import torch
 
+from stm_mm.models import STM_NAMES
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--stm', default='dwconv', choices=['halo', 'pvt', 'swin', 'dwconv',
-                                                            'dcnv3'])
+    parser.add_argument('--stm', default='dwconv', choices=STM_NAMES)
     parser.add_argument('--scales', nargs='+', default=['micro', 'tiny'])
     parser.add_argument('--rounds', type=int, default=15)
     return parser.parse_args(argv)

@@ -32,9 +32,10 @@ import torch  # noqa: E402
 from stm_mm.analysis.benchmark import keep_freed_cpu_memory  # noqa: E402
 from stm_mm.analysis.erf import load_model  # noqa: E402
 from stm_mm.deployment import example_input, export_onnx, exportable, onnx_session  # noqa: E402
+from stm_mm.models import STM_NAMES  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = [f'configs/cls/u_{stm}_tiny_in1k.py' for stm in ('halo', 'pvt', 'swin', 'dwconv', 'dcnv3')]
+TINY = [f'configs/cls/u_{stm}_tiny_in1k.py' for stm in STM_NAMES]
 
 
 def parse_args(argv=None):
