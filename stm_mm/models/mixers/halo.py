@@ -21,16 +21,15 @@ def make_divisible(value, divisor=8):
     return rounded
 
 
-IMPLS = ('triton', 'sdpa', 'reference')
-
-
 SPEC = MixerSpec(
     name='halo', label='U-HaloNet', signature='mixer.height_rel', flops='paper_local',
     presets=WINDOW_ATTENTION_PRESETS,
     keys=(('gamma_1', 'gamma1', CHANNELS_LAST), ('gamma_2', 'gamma2', CHANNELS_LAST),
           ('attn.pos_embed.height_rel', 'mixer.height_rel'),
           ('attn.pos_embed.width_rel', 'mixer.width_rel'),
-          ('attn.kv.weight', 'mixer.kv.weight', CONV1X1)))
+          ('attn.kv.weight', 'mixer.kv.weight', CONV1X1)),
+    impls=('sdpa', 'triton', 'reference'))
+IMPLS = SPEC.impls
 
 
 @register_mixer(SPEC)

@@ -39,6 +39,9 @@ class MixerSpec:
             Table IV reports for it: ``'total'`` (fvcore style) or ``'paper_local'``.
         presets: ``{scale: arch dict}`` (:func:`stm_mm.models.arch_zoo.arch`), the ``arch=``
             names the backbone accepts for this mixer.
+        impls: the implementations behind its ``impl=`` switch
+            (:mod:`stm_mm.ops.impl_switch`), the portable baseline first; the mixer benchmark
+            times them side by side. Empty for a mixer with one implementation.
     The mixer's default options (its ``stm_cfg``) are its constructor's keyword defaults.
     """
     name: str
@@ -47,6 +50,7 @@ class MixerSpec:
     signature: str = None
     flops: str = 'total'
     presets: dict = field(default_factory=dict)
+    impls: tuple = ()
 
     def __post_init__(self):
         if self.label is None:
@@ -93,19 +97,24 @@ def mixer_specs():
     return {name: mixer_spec(name) for name in TOKEN_MIXERS.module_dict}
 
 
-class _Presets(Mapping):
-    """``ARCH_ZOO[stm][scale]``: a read-only view of the registered mixers' presets."""
+class SpecView(Mapping):
+    """``view[name]``: one field of the registered mixers' specs, for the mixers where it is not
+    empty; a live, read-only view (mixers registered later appear)."""
+
+    def __init__(self, attribute):
+        self.attribute = attribute
 
     def __getitem__(self, name):
         if name not in TOKEN_MIXERS.module_dict:
             raise KeyError(name)
-        return mixer_spec(name).presets
+        return getattr(mixer_spec(name), self.attribute)
 
     def __iter__(self):
-        return (name for name, spec in mixer_specs().items() if spec.presets)
+        return (name for name, spec in mixer_specs().items() if getattr(spec, self.attribute))
 
     def __len__(self):
         return sum(1 for _ in self)
 
 
-ARCH_ZOO = _Presets()
+# ARCH_ZOO[stm][scale]: the presets
+ARCH_ZOO = SpecView('presets')

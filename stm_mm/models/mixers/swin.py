@@ -12,11 +12,10 @@ from ..utils.windows import (shifted_window_order, traced_shifted_window_order,
 from .base import TokenMixer
 from .spec import MixerSpec, register_mixer
 
-IMPLS = ('triton', 'sdpa', 'reference', 'export')
-
-
 SPEC = MixerSpec(name='swin', label='U-Swin', signature='mixer.relative_position_bias_table',
-                 flops='total', presets=WINDOW_ATTENTION_PRESETS)
+                 flops='total', presets=WINDOW_ATTENTION_PRESETS,
+                 impls=('sdpa', 'triton', 'reference'))
+IMPLS = SPEC.impls + ('export', )  # what the exporter forces; not worth timing
 
 
 @register_mixer(SPEC)
@@ -40,7 +39,8 @@ class ShiftedWindowAttention(TokenMixer):
             partition, step-by-step attention: what :func:`use_reference_attention` selects),
             ``'export'`` (every size-dependent decision as tensor arithmetic, so a traced ONNX
             graph serves every size: what the exporter forces, see
-            :func:`stm_mm.ops.impl_switch.forced_impls`), or ``'auto'``/None (``$STM_MM_SWIN_IMPL``, else Triton on CUDA when available, else
+            :func:`stm_mm.ops.impl_switch.forced_impls`), or ``'auto'``/None
+            (``$STM_MM_SWIN_IMPL``, else Triton on CUDA when available, else
             sdpa); resolved per call from the input's device.
     Shapes: ``(B, H, W, C)`` -> ``(B, H, W, C)``.
     """
