@@ -105,9 +105,12 @@ class SpecView(Mapping):
         self.attribute = attribute
 
     def __getitem__(self, name):
-        if name not in TOKEN_MIXERS.module_dict:
-            raise KeyError(name)
-        return getattr(mixer_spec(name), self.attribute)
+        value = getattr(mixer_spec(name), self.attribute) if name in TOKEN_MIXERS.module_dict \
+            else None
+        if not value:
+            raise KeyError(f'mixer {name!r} has no {self.attribute} (registered mixers with '
+                           f'them: {", ".join(self)})')
+        return value
 
     def __iter__(self):
         return (name for name, spec in mixer_specs().items() if getattr(spec, self.attribute))
