@@ -7,8 +7,8 @@ they are made:
 
 * Swin decides in Python whether a block shifts (no shift when the map fits one window) and
   builds its shift gather and mask from Python ints. Its ``'export'`` implementation
-  (:meth:`ShiftedWindowAttention.forward_export`, forced here through
-  :func:`stm_mm.ops.impl_switch.forced_impls`) computes the shift as a tensor and derives the
+  (:meth:`ShiftedWindowAttention.forward_export`, its spec's ``export_impl``, forced here
+  through :func:`stm_mm.ops.impl_switch.forced_impls`) computes the shift as a tensor and derives the
   token order and the mask from it, so one graph serves every size.
 * The attention mixers run their readable reference (``use_reference_attention``): plain
   matmul + softmax, and Halo's unfold-based key mask instead of the size-cached border table.
@@ -17,13 +17,16 @@ they are made:
 """
 import contextlib
 
+from ..models.mixers import mixer_specs
 from ..models.utils import use_reference_attention
 from ..ops.impl_switch import forced_impls
 
 
 @contextlib.contextmanager
 def export_safe():
-    """Within the context the mixers run their export-safe paths: Swin's ``'export'``
-    implementation and the reference attention."""
-    with forced_impls(swin='export'), use_reference_attention():
+    """Within the context the mixers run their export-safe paths: each spec's ``export_impl``
+    (Swin's ``'export'``) and the reference attention."""
+    exported = {name: spec.export_impl for name, spec in mixer_specs().items()
+                if spec.export_impl}
+    with forced_impls(**exported), use_reference_attention():
         yield

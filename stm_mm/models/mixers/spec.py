@@ -42,6 +42,8 @@ class MixerSpec:
         impls: the implementations behind its ``impl=`` switch
             (:mod:`stm_mm.ops.impl_switch`), the portable baseline first; the mixer benchmark
             times them side by side. Empty for a mixer with one implementation.
+        export_impl: the implementation the ONNX exporter forces (one that keeps every
+            size-dependent decision in the graph), or None when the default one traces.
     The mixer's default options (its ``stm_cfg``) are its constructor's keyword defaults.
     """
     name: str
@@ -51,6 +53,7 @@ class MixerSpec:
     flops: str = 'total'
     presets: dict = field(default_factory=dict)
     impls: tuple = ()
+    export_impl: str = None
 
     def __post_init__(self):
         if self.label is None:

@@ -14,8 +14,8 @@ from .spec import MixerSpec, register_mixer
 
 SPEC = MixerSpec(name='swin', label='U-Swin', signature='mixer.relative_position_bias_table',
                  flops='total', presets=WINDOW_ATTENTION_PRESETS,
-                 impls=('sdpa', 'triton', 'reference'))
-IMPLS = SPEC.impls + ('export', )  # what the exporter forces; not worth timing
+                 impls=('sdpa', 'triton', 'reference'), export_impl='export')
+IMPLS = SPEC.impls + (SPEC.export_impl, )
 
 
 @register_mixer(SPEC)
