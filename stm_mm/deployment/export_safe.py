@@ -8,8 +8,8 @@ they are made:
 * Swin decides in Python whether a block shifts (no shift when the map fits one window) and
   builds its shift gather and mask from Python ints. Its ``'export'`` implementation
   (:meth:`ShiftedWindowAttention.forward_export`, its spec's ``export_impl``, forced here
-  through :func:`stm_mm.ops.impl_switch.forced_impls`) computes the shift as a tensor and derives the
-  token order and the mask from it, so one graph serves every size.
+  through :func:`stm_mm.ops.impl_switch.forced_impls`) computes the shift as a tensor and
+  derives the token order and the mask from it, so one graph serves every size.
 * The attention mixers run their readable reference (``use_reference_attention``): plain
   matmul + softmax, and Halo's unfold-based key mask instead of the size-cached border table.
 * ``pad_to_multiple`` always pads, the PVT position table is always resized, the CPU MLP
