@@ -54,12 +54,14 @@ def rename_block_key(rest, stm, to_authors=False):
 
 
 def stm_from_keys(keys):
-    """The mixer of a state dict in either layout, told by its spec's ``signature``."""
-    found = set()
+    """The mixer of a state dict in either layout, told by its spec's ``signature`` (None for
+    one without block keys, which needs no mixer to convert)."""
+    found, blocks = set(), False
     for key in keys:
         m = _BLOCK_KEY.match(key)
         if m is None:
             continue
+        blocks = True
         ours, rest = m.group(1) is not None, m.group(2)
         for name, spec in mixer_specs().items():
             if spec.signature is None:
@@ -67,6 +69,8 @@ def stm_from_keys(keys):
             probe = spec.signature if ours else rename_block_key(spec.signature, name, True)[0]
             if rest.startswith(probe):
                 found.add(name)
+    if not blocks:
+        return None
     if len(found) != 1:
         what = f'it matches {sorted(found)}' if found else 'no mixer signature matches'
         raise ValueError(f'cannot tell the mixer from the keys ({what}); fix: pass the stm '

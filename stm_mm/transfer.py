@@ -449,7 +449,7 @@ def mmdet2_to_stm_mm(state_dict):
             raise KeyError(f'Unrecognised key in the mmdet 2.x checkpoint: {key!r} (expected '
                            'Mask R-CNN with FPN: backbone., neck., rpn_head., roi_head.)')
     converted = OrderedDict()
-    stm = stm_from_keys(backbone) if backbone else None
+    stm = stm_from_keys(backbone)
     for key, value in backbone.items():
         item = official_backbone_item(key, value, stm)
         if item is None:

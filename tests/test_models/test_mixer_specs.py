@@ -48,6 +48,7 @@ def test_signatures_tell_the_mixer_in_both_layouts(stm):
 def test_keys_without_a_signature_name_the_fix():
     with pytest.raises(ValueError, match=r'no mixer signature matches\); fix: pass the stm'):
         stm_from_keys(['stages.0.0.norm1.weight', 'stem.0.weight'])
+    assert stm_from_keys(['downsample_layers.0.stem.0.weight']) is None  # no block to convert
     with pytest.raises(ValueError, match=r"it matches \['halo', 'swin'\]"):
         stm_from_keys(['stages.0.0.attn.pos_embed.height_rel',
                        'stages.0.0.attn.relative_position_bias_table'])
