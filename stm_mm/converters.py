@@ -5,63 +5,80 @@ The authors' classification keys (listed in ``tests/data/official_keys.json.gz``
 stm_mm's classifier is an mmpretrain ``ImageClassifier`` whose keys start with ``backbone.``,
 ``neck.`` and ``head.``. Besides renaming, a few tensors change shape: layer scales become
 ``(C,)`` and 1x1 convolutions that act on channels-last maps become ``nn.Linear`` weights.
+Block keys go through the mixer's key table (``MixerSpec.keys``), read in one direction or the
+other.
 """
 import re
 
-import torch
+from .models.mixers import mixer_spec, mixer_specs
+from .models.mixers.spec import CHANNELS_FIRST, CHANNELS_LAST, CONV1X1
 
 # Derived from sizes; the authors' own loader drops them too.
 _DROPPED = re.compile(r'(^|\.)(relative_position_index|attn_mask)$')
 
-# Block-local renames, authors -> stm_mm; the first match wins.
-_BLOCK_RENAMES = [
-    (r'^gamma_?1$', 'gamma1'),
-    (r'^gamma_?2$', 'gamma2'),
-    (r'^dw_norm\.', 'norm1.'),
-    (r'^pw_norm\.', 'norm2.'),
-    (r'^dw_input_proj\.', 'mixer.input_proj.'),
-    (r'^dwconv\.', 'mixer.dwconv.'),
-    (r'^dw_out_proj\.', 'mixer.output_proj.'),
-    (r'^pwconv1\.', 'mlp.fc1.'),
-    (r'^pwconv2\.', 'mlp.fc2.'),
-    (r'^attn\.pos_embed\.(height|width)_rel$', r'mixer.\1_rel'),
-    (r'^attn\.norm\.', 'mixer.sr_norm.'),
-    (r'^attn\.dw_conv\.0\.', 'mixer.offset_dwconv.'),
-    (r'^attn\.dw_conv\.1\.norm\.', 'mixer.offset_norm.'),
-    (r'^attn\.', 'mixer.'),
-    (r'^(norm[12]|mlp)\.', r'\1.'),
-]
-# stm_mm keys whose tensors are 1x1-conv weights in the authors' model (Linear here).
-_LINEAR_FROM_CONV1X1 = re.compile(r'mixer\.(kv|input_proj|output_proj)\.weight$')
+# A block key in either layout: the authors' ``stages.i.j.<rest>``, ours
+# ``[backbone.]stages.i.blocks.j.<rest>``.
+_BLOCK_KEY = re.compile(r'^(?:backbone\.)?stages\.\d+\.(blocks\.)?\d+\.(.*)$')
+
+# stm_mm tensor -> the authors' shape, per layout of a key table row (the inverse flattens).
+_TO_AUTHORS = {
+    CHANNELS_LAST: lambda t: t.reshape(1, 1, 1, -1),
+    CHANNELS_FIRST: lambda t: t.reshape(1, -1, 1, 1),
+    CONV1X1: lambda t: t[:, :, None, None],
+}
+_FROM_AUTHORS = {
+    CHANNELS_LAST: lambda t: t.reshape(-1),
+    CHANNELS_FIRST: lambda t: t.reshape(-1),
+    CONV1X1: lambda t: t.flatten(1),
+}
 
 
-def _official_backbone_key(key):
-    """Authors' key -> stm_mm backbone-relative key (None when dropped or not a backbone key)."""
-    if _DROPPED.search(key):
+def rename_block_key(rest, stm, to_authors=False):
+    """A block-local key through ``stm``'s key table (:class:`stm_mm.models.mixers.MixerSpec`):
+    ``(new key, layout or None)``, or ``(None, None)`` when no row matches."""
+    src, dst = (1, 0) if to_authors else (0, 1)
+    for row in mixer_spec(stm).key_rows():
+        name = row[src]
+        if rest.startswith(name) if name.endswith('.') else rest == name:
+            return row[dst] + rest[len(name):], row[2]
+    return None, None
+
+
+def stm_from_keys(keys):
+    """The mixer of a state dict in either layout, told by its spec's ``signature`` (None for
+    one without block keys, which needs no mixer to convert)."""
+    found, blocks = set(), False
+    for key in keys:
+        m = _BLOCK_KEY.match(key)
+        if m is None:
+            continue
+        blocks = True
+        ours, rest = m.group(1) is not None, m.group(2)
+        for name, spec in mixer_specs().items():
+            if spec.signature is None:
+                continue
+            probe = spec.signature if ours else rename_block_key(spec.signature, name, True)[0]
+            if rest.startswith(probe):
+                found.add(name)
+    if not blocks:
         return None
-    m = re.match(r'^downsample_layers\.0\.stem\.(.*)$', key)
-    if m:
-        return f'stem.{m.group(1)}'
-    m = re.match(r'^downsample_layers\.([123])\.reduction\.(.*)$', key)
-    if m:
-        return f'transitions.{int(m.group(1)) - 1}.{m.group(2)}'
-    m = re.match(r'^(stage_norms\.\d+\..*)$', key)
-    if m:
-        return m.group(1)
-    m = re.match(r'^out_norm_?(\d)\.(.*)$', key)
-    if m:
-        return f'out_norms.{m.group(1)}.{m.group(2)}'
-    m = re.match(r'^stages\.(\d+)\.(\d+)\.pos_embed$', key)
-    if m:
-        return f'stages.{m.group(1)}.pos_embed.weight'
-    m = re.match(r'^stages\.(\d+)\.(\d+)\.(.*)$', key)
-    if m:
-        stage, block, rest = m.groups()
-        for pattern, repl in _BLOCK_RENAMES:
-            if re.match(pattern, rest):
-                return f'stages.{stage}.blocks.{block}.' + re.sub(pattern, repl, rest)
-    raise KeyError(f'Unrecognised key in the authors\' checkpoint: {key!r}')
+    if len(found) != 1:
+        what = f'it matches {sorted(found)}' if found else 'no mixer signature matches'
+        raise ValueError(f'cannot tell the mixer from the keys ({what}); fix: pass the stm '
+                         f'explicitly (one of {", ".join(mixer_specs())})')
+    return found.pop()
 
+
+# The authors' backbone keys outside blocks -> ours.
+_BACKBONE_RENAMES = [
+    (r'^downsample_layers\.0\.stem\.(.*)$', r'stem.\1'),
+    (r'^downsample_layers\.1\.reduction\.(.*)$', r'transitions.0.\1'),
+    (r'^downsample_layers\.2\.reduction\.(.*)$', r'transitions.1.\1'),
+    (r'^downsample_layers\.3\.reduction\.(.*)$', r'transitions.2.\1'),
+    (r'^(stage_norms\.\d+\..*)$', r'\1'),
+    (r'^out_norm_?(\d)\.(.*)$', r'out_norms.\1.\2'),
+    (r'^stages\.(\d+)\.\d+\.pos_embed$', r'stages.\1.pos_embed.weight'),
+]
 
 _HEAD_RENAMES = [
     (r'^conv_head\.0\.', 'neck.conv.'),
@@ -71,8 +88,29 @@ _HEAD_RENAMES = [
 ]
 
 
-def official_to_stm_mm(state_dict):
-    """Authors' classification state dict -> stm_mm ``ImageClassifier`` state dict."""
+def official_backbone_item(key, value, stm):
+    """Authors' backbone key and tensor -> ``(stm_mm backbone-relative key, tensor)``; None for
+    a key derived from sizes. KeyError for a key that is not the authors'."""
+    if _DROPPED.search(key):
+        return None
+    for pattern, repl in _BACKBONE_RENAMES:
+        m = re.match(pattern, key)
+        if m:
+            return m.expand(repl), value
+    m = re.match(r'^stages\.(\d+)\.(\d+)\.(.*)$', key)
+    if m:
+        stage, block, rest = m.groups()
+        new, layout = rename_block_key(rest, stm)
+        if new is not None:
+            value = _FROM_AUTHORS[layout](value) if layout else value
+            return f'stages.{stage}.blocks.{block}.{new}', value
+    raise KeyError(f'Unrecognised key in the authors\' {stm} checkpoint: {key!r}')
+
+
+def official_to_stm_mm(state_dict, stm=None):
+    """Authors' classification state dict -> stm_mm ``ImageClassifier`` state dict (``stm``:
+    the mixer, told from the keys by default)."""
+    stm = stm or stm_from_keys(state_dict)
     converted = {}
     for key, value in state_dict.items():
         new_key = None
@@ -81,40 +119,18 @@ def official_to_stm_mm(state_dict):
                 new_key = re.sub(pattern, repl, key)
                 break
         if new_key is None:
-            backbone_key = _official_backbone_key(key)
-            if backbone_key is None:
+            item = official_backbone_item(key, value, stm)
+            if item is None:
                 continue
-            new_key = 'backbone.' + backbone_key
-            if re.search(r'\.gamma[12]$', new_key):
-                value = value.reshape(-1)
-            elif _LINEAR_FROM_CONV1X1.search(new_key):
-                value = value.flatten(1)
+            new_key, value = 'backbone.' + item[0], item[1]
         converted[new_key] = value
     return converted
-
-
-def _official_gamma_shape(stm, which, channels):
-    if stm == 'halo':
-        return (1, 1, 1, channels)
-    if stm == 'dwconv':
-        return (1, channels, 1, 1) if which == '1' else (1, 1, 1, channels)
-    return (channels, )
 
 
 def stm_mm_to_official(state_dict, stm):
     """stm_mm ``ImageClassifier`` state dict -> the authors' layout for mixer ``stm``."""
     reverse_head = [(r'^neck\.conv\.', 'conv_head.0.'), (r'^neck\.bn\.', 'conv_head.1.'),
                     (r'^neck\.pooled_norm\.', 'avg_head.1.'), (r'^head\.fc\.', 'head.')]
-    block_renames = {
-        'dwconv': [(r'^norm1\.', 'dw_norm.'), (r'^norm2\.', 'pw_norm.'),
-                   (r'^mixer\.input_proj\.', 'dw_input_proj.'), (r'^mixer\.dwconv\.', 'dwconv.'),
-                   (r'^mixer\.output_proj\.', 'dw_out_proj.'), (r'^mlp\.fc1\.', 'pwconv1.'),
-                   (r'^mlp\.fc2\.', 'pwconv2.')],
-        'halo': [(r'^mixer\.(height|width)_rel$', r'attn.pos_embed.\1_rel')],
-        'pvt': [(r'^mixer\.sr_norm\.', 'attn.norm.')],
-        'dcnv3': [(r'^mixer\.offset_dwconv\.', 'attn.dw_conv.0.'),
-                  (r'^mixer\.offset_norm\.', 'attn.dw_conv.1.norm.')],
-    }.get(stm, []) + [(r'^mixer\.', 'attn.')]
     out = {}
     for key, value in state_dict.items():
         new_key = None
@@ -138,18 +154,10 @@ def stm_mm_to_official(state_dict, stm):
                 new_key = f'out_norm_{m5.group(1)}.{m5.group(2)}'
             elif m4:
                 stage, block, rest = m4.groups()
-                g = re.match(r'^gamma([12])$', rest)
-                if g:
-                    name = f'gamma{g.group(1)}' if stm == 'dcnv3' else f'gamma_{g.group(1)}'
-                    value = value.reshape(_official_gamma_shape(stm, g.group(1), value.numel()))
-                    rest = name
-                else:
-                    if _LINEAR_FROM_CONV1X1.search(rest) and stm in ('halo', 'dwconv'):
-                        value = value[:, :, None, None]
-                    for pattern, repl in block_renames:
-                        if re.match(pattern, rest):
-                            rest = re.sub(pattern, repl, rest)
-                            break
+                new, layout = rename_block_key(rest, stm, to_authors=True)
+                if new is not None:
+                    rest = new
+                    value = _TO_AUTHORS[layout](value) if layout else value
                 new_key = f'stages.{stage}.{block}.{rest}'
             else:
                 new_key = key

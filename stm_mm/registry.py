@@ -6,7 +6,7 @@ build from an mmpretrain config and from an mmdet config (``custom_imports=dict(
 
 ``TOKEN_MIXERS`` holds the spatial token mixers by short name (``'halo'``, ``'pvt'``, ``'swin'``,
 ``'dwconv'``, ``'dcnv3'``); a new mixer is one class decorated with
-``@TOKEN_MIXERS.register_module('name')``.
+``@register_mixer(MixerSpec(name=...))`` (:mod:`stm_mm.models.mixers.spec`, docs/add_mixer.md).
 """
 from mmengine.registry import MODELS, Registry
 

@@ -36,7 +36,8 @@ import torch.nn.functional as F
 
 from .apis import init_model, state_dict_of, strip_module_prefix
 from .checkpoint_io import load_checkpoint, save_checkpoint
-from .converters import _official_backbone_key, official_to_stm_mm, stm_mm_to_official
+from .converters import (official_backbone_item, official_to_stm_mm, stm_from_keys,
+                         stm_mm_to_official)
 
 BACKBONE = 'backbone.'
 STAGE_NORM_REASON = ('classification stage norm (on the main path); the detection backbone '
@@ -347,19 +348,19 @@ def mmdet2_to_stm_mm(state_dict):
             raise KeyError(f'Unrecognised key in the mmdet 2.x checkpoint: {key!r} (expected '
                            'Mask R-CNN with FPN: backbone., neck., rpn_head., roi_head.)')
     converted = OrderedDict()
+    stm = stm_from_keys(backbone)
     for key, value in backbone.items():
-        new = _official_backbone_key(key)
-        if new is None:
+        item = official_backbone_item(key, value, stm)
+        if item is None:
             report.add('dropped', BACKBONE + key, None,
                        'derived from sizes (Swin relative_position_index / attn_mask)')
             continue
-        if new.startswith('stage_norms.'):
+        new_key, new_value = item
+        if new_key.startswith('stage_norms.'):
             report.add('dropped', BACKBONE + key, None, STAGE_NORM_REASON)
             continue
-        one = official_to_stm_mm({key: value})
-        (new_key, new_value), = one.items()
-        converted[new_key] = new_value
-        report.add('loaded', BACKBONE + key, new_key)
+        converted[BACKBONE + new_key] = new_value
+        report.add('loaded', BACKBONE + key, BACKBONE + new_key)
     converted.update(out)
     return converted, report
 
@@ -392,19 +393,6 @@ def convert_mmdet2_checkpoint(src, dst=None, out_format=None, logger='current'):
     return result, report
 
 
-def stm_from_official_keys(keys):
-    """Guess the STM of an authors' state dict from its block keys."""
-    keys = list(keys)
-    probes = [('halo', 'attn.pos_embed.height_rel'), ('swin', 'relative_position_bias_table'),
-              ('dcnv3', 'sampling_offsets'), ('dwconv', 'dw_input_proj'), ('pvt', 'attn.kv'),
-              ('halo', 'mixer.height_rel'), ('dcnv3', 'mixer.sampling_offsets'),
-              ('dwconv', 'mixer.input_proj'), ('pvt', 'mixer.kv')]
-    for stm, probe in probes:
-        if any(probe in k for k in keys):
-            return stm
-    raise ValueError('cannot tell the STM from the keys; pass it explicitly')
-
-
 # ---------------------------------------------------------------------------------------------
 # The authors' classification checkpoints (file level; key maps in stm_mm.converters)
 
@@ -434,5 +422,5 @@ def stm_mm_checkpoint_to_official(checkpoint, stm=None):
     """stm_mm classifier checkpoint (raw weights) -> the authors' ``{'model': ...}`` layout."""
     state_dict = state_dict_of(checkpoint, 'raw', strict=True)
     require_backbone(state_dict, 'the checkpoint')
-    stm = stm or stm_from_official_keys(state_dict)
+    stm = stm or stm_from_keys(state_dict)
     return dict(model=stm_mm_to_official(state_dict, stm)), stm

@@ -28,8 +28,6 @@ import torch.nn as nn
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp',
                     '.JPEG')
-STM_LABELS = dict(halo='U-HaloNet', pvt='U-PVT', swin='U-Swin', dwconv='U-DWConv',
-                  dcnv3='U-InternImage')
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import torch
 from mmengine.config import Config
 
 from ..apis import init_model
-from .erf import STM_LABELS
+from ..models.mixers import mixer_spec
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -70,7 +70,7 @@ def default_label(cfg, config):
     stm = backbone.get('stm')
     arch = backbone.get('arch')
     if stm is not None:
-        name = STM_LABELS.get(stm, f'U-{stm}')
+        name = mixer_spec(stm).label
         return f'{name}-{arch}' if isinstance(arch, str) else name
     return osp.splitext(osp.basename(config))[0]
 

@@ -14,16 +14,13 @@ import time
 import numpy as np
 import torch
 
-from ..models.arch_zoo import ARCH_ZOO
+from ..models.mixers import ARCH_ZOO
+from ..models.mixers.spec import SpecView
 from ..ops.impl_switch import impl_env_var
 from ..registry import TOKEN_MIXERS
 
 # implementations of each mixer with several, baseline (the portable fast path) first
-MIXER_IMPLS = {
-    'halo': ('sdpa', 'triton', 'reference'),
-    'swin': ('sdpa', 'triton', 'reference'),
-    'dcnv3': ('compiled', 'triton', 'pytorch'),
-}
+MIXER_IMPLS = SpecView('impls')
 DTYPES = dict(fp32=torch.float32, bf16=torch.bfloat16, fp16=torch.float16, fp64=torch.float64)
 
 
@@ -33,7 +30,8 @@ def stage_cases(stm, arch='tiny', batch_size=128, input_size=(224, 224)):
     ``(H, W)`` (the stage's map: the input over 4, 8, 16, 32), ``dim`` and ``num_heads``."""
     preset = ARCH_ZOO[stm][arch]
     cases = []
-    for stage, (dim, heads) in enumerate(zip(preset['dims'], preset['num_heads'])):
+    heads = preset['num_heads'] or (None, ) * 4
+    for stage, (dim, heads) in enumerate(zip(preset['dims'], heads)):
         stride = 2**(stage + 2)
         size = (-(-input_size[0] // stride), -(-input_size[1] // stride))
         for block_index in ((0, 1) if stm == 'swin' else (0, )):
@@ -44,7 +42,11 @@ def stage_cases(stm, arch='tiny', batch_size=128, input_size=(224, 224)):
 
 @contextlib.contextmanager
 def mixer_impl(stm, impl):
-    """Within the context the ``stm`` mixers run implementation ``impl``."""
+    """Within the context the ``stm`` mixers run implementation ``impl`` (None: a mixer with
+    one implementation, nothing to switch)."""
+    if impl is None:
+        yield
+        return
     name = impl_env_var(stm)
     previous = os.environ.get(name)
     os.environ[name] = impl
@@ -69,6 +71,7 @@ def time_mixer(case, impls, device='cpu', dtype='fp32', train=False, warmup=3, i
     """Time ``impls`` of ``case``'s mixer in interleaved rounds.
 
     Args:
+        impls: names from :data:`MIXER_IMPLS` (``(None, )`` for a mixer with one).
         dtype: a key of :data:`DTYPES`; weights and input are cast to it (no autocast).
         train: forward + backward of the output's sum (input gradient included) instead of a
             forward pass without autograd.

@@ -71,7 +71,7 @@ def export_onnx(module, out, output_names, input_shape, dynamic=False, opset=DEF
                 axes.update({2: f'{name}_height', 3: f'{name}_width'})
             dynamic_axes[name] = axes
     x = example_input(*input_shape)
-    with torch.no_grad(), export_safe(module), dynamic_symbolics(opset), \
+    with torch.no_grad(), export_safe(), dynamic_symbolics(opset), \
             warnings.catch_warnings():
         # size checks and Python decisions that are the same at every size are traced as
         # constants; the exporter warns about each of them

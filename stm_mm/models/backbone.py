@@ -8,8 +8,7 @@ from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..registry import MODELS, TOKEN_MIXERS
-from .arch_zoo import ARCH_ZOO
-from .mixers import TokenMixer
+from .mixers import TokenMixer, mixer_spec
 from .block import BLOCK_TYPES, AbsolutePositionEmbedding, Stage
 from .downsample import DOWNSAMPLE_TYPES, build_stem, build_transition
 from .utils import LayerNorm2d
@@ -136,10 +135,7 @@ class UnifiedBackbone(BaseModule):
     @staticmethod
     def resolve_arch(stm, arch):
         """Preset or dict -> the full arch dict; clear errors for unknown names."""
-        if stm not in TOKEN_MIXERS:
-            valid = ', '.join(sorted(TOKEN_MIXERS.module_dict))
-            raise KeyError(f'Unknown spatial token mixer {stm!r}; valid names: {valid}')
-        presets = ARCH_ZOO.get(stm, {})
+        presets = mixer_spec(stm).presets  # KeyError naming the valid mixers
         if isinstance(arch, str):
             if arch not in presets:
                 valid = ', '.join(presets) or 'none (pass arch as a dict)'

@@ -3,11 +3,33 @@
 Each op (``halo``, ``swin``, ``dcnv3``) names its implementations; the choice comes from the
 caller's ``impl`` argument (a mixer's ``stm_cfg``), else the environment variable
 ``STM_MM_<OP>_IMPL``, else ``'auto'``, which each op resolves by device (the Triton kernels on
-CUDA, the portable path elsewhere).
+CUDA, the portable path elsewhere). Within :func:`forced_impls` an op runs the implementation
+given there whatever its modules and the environment ask: the ONNX exporter selects Swin's
+``'export'`` forward this way.
 """
+import contextlib
 import os
+import threading
 
 AUTO = 'auto'
+_forced = threading.local()
+
+
+@contextlib.contextmanager
+def forced_impls(**impls):
+    """Within the context each op named here runs the given implementation, e.g.
+    ``forced_impls(swin='export')``; contexts nest, the innermost wins."""
+    previous = getattr(_forced, 'impls', {})
+    _forced.impls = {**previous, **impls}
+    try:
+        yield
+    finally:
+        _forced.impls = previous
+
+
+def forced_impl(op):
+    """The implementation :func:`forced_impls` imposes on ``op`` here, or None."""
+    return getattr(_forced, 'impls', {}).get(op)
 
 
 def impl_env_var(op):
@@ -31,10 +53,11 @@ def resolve_triton_impl(op, impl, choices, device, portable):
     """The implementation of ``op`` a call on ``device`` runs, for ops with a Triton kernel.
 
     ``'auto'`` is ``'triton'`` on a CUDA device where Triton can run, else ``portable``; an
-    explicit ``'triton'`` that cannot run on ``device`` raises RuntimeError saying why.
+    explicit ``'triton'`` that cannot run on ``device`` raises RuntimeError saying why. An
+    implementation forced by :func:`forced_impls` comes first.
     """
     from .triton import triton_unavailable_reason
-    choice = requested_impl(op, impl, choices)
+    choice = forced_impl(op) or requested_impl(op, impl, choices)
     if choice not in (AUTO, 'triton'):
         return choice
     reason = triton_unavailable_reason(device)

@@ -15,12 +15,14 @@ from torch.testing import assert_close
 
 from stm_mm.analysis.loaded_model import load_model
 from stm_mm.deployment import export_onnx, exportable, onnx_session, verify_onnx
-from stm_mm.deployment.export_safe import shifted_window_order, swin_forward, swin_shift_mask
 from stm_mm.deployment.symbolic import dynamic_symbolics
 from stm_mm.models import STM_NAMES, UnifiedBackbone
 from stm_mm.models.mixers import ShiftedWindowAttention
 from stm_mm.models.utils import window_partition
 from stm_mm.models.utils import windows as model_windows
+from stm_mm.models.utils.windows import traced_shifted_window_order as shifted_window_order
+from stm_mm.models.utils.windows import traced_swin_shift_mask as swin_shift_mask
+from stm_mm.ops.impl_switch import forced_impls
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ATOL = 1e-4
@@ -52,8 +54,10 @@ def test_swin_export_forward_matches_the_mixer(size, single):
     mixer = ShiftedWindowAttention(32, 2, block_index=1, shift_single_window=single).eval()
     torch.nn.init.normal_(mixer.relative_position_bias_table)
     x = torch.randn(2, *size, 32)
+    with torch.no_grad(), forced_impls(swin='export'):
+        exported = mixer(x)
     with torch.no_grad():
-        assert_close(swin_forward(mixer, x), mixer(x), rtol=1e-5, atol=1e-5)
+        assert_close(exported, mixer(x), rtol=1e-5, atol=1e-5)
 
 
 def test_unfold_exports_with_dynamic_sizes(tmp_path):

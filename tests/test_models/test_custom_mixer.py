@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from stm_mm.models import UnifiedBackbone
-from stm_mm.models.mixers import TokenMixer
+from stm_mm.models.mixers import TokenMixer, unregister_mixer
 from stm_mm.registry import TOKEN_MIXERS
 
 
@@ -26,7 +26,7 @@ def avgpool_registered():
     """Register the toy mixer for one test, then remove it (other tests list the names)."""
     TOKEN_MIXERS.register_module('avgpool', force=True, module=AveragePoolMixer)
     yield
-    TOKEN_MIXERS._module_dict.pop('avgpool')
+    unregister_mixer('avgpool')
 
 
 def test_custom_mixer_trains_in_every_block_design():

@@ -20,6 +20,7 @@ import torch
 from stm_mm.apis import init_model
 from stm_mm.checkpoint_io import load_checkpoint, save_checkpoint
 from stm_mm.engine.cli import run_cli
+from stm_mm.models import STM_NAMES
 from stm_mm.tool_args import ToolArgumentParser
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -27,8 +28,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 def parse_args(argv=None):
     parser = ToolArgumentParser(__doc__.split('\n\n')[0])
-    parser.add_argument('--stm', default='dwconv', choices=['halo', 'pvt', 'swin', 'dwconv',
-                                                            'dcnv3'])
+    parser.add_argument('--stm', default='dwconv', choices=STM_NAMES)
     parser.add_argument('--scales', nargs='+', default=['micro', 'tiny'])
     parser.add_argument('--rounds', type=int, default=15)
     return parser.parse_args(argv)

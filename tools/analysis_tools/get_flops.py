@@ -14,12 +14,10 @@ from stm_mm.analysis.paper import TABLE_IV, TABLE_VII
 from stm_mm.apis import init_model
 from stm_mm.engine.cli import run_cli
 from stm_mm.models import SCALES, STM_NAMES
+from stm_mm.models.mixers import mixer_spec
 from stm_mm.tool_args import ToolArgumentParser, add_input_size
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-# The counting convention each row of Table IV follows (checked against the authors' fvcore counts).
-PAPER_CONVENTION = dict(halo='paper_local', pvt='paper_local', dwconv='paper_local',
-                        swin='total', dcnv3='total')
 
 
 def build(config):
@@ -65,7 +63,7 @@ def run(args):
             model = build(osp.join(ROOT, f'configs/_base_/models/u_{stm}_{scale}.py'))
             r = complexity(model, shape)
             p_params, p_flops, _ = TABLE_IV[(stm, scale)]
-            convention = PAPER_CONVENTION[stm]
+            convention = mixer_spec(stm).flops  # Table IV's convention for this mixer
             diff = r[convention] / 1e9 - p_flops
             name = f'u_{stm}_{scale}'
             print(f'{name:<16}{r["params"]:>12,}{r["params_hook_style"]:>12,}'

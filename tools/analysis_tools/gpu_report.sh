@@ -93,6 +93,7 @@ step "3b. DCNv3 op: Triton vs CUDA extension vs PyTorch core vs the authors' MSD
     --json "$OUT_DIR/dcnv3_op.json" 2>&1 | tee "$OUT_DIR/dcnv3_op.log"
 
 models=()
+# the list = stm_mm.models.STM_NAMES (checked by tests/test_models/test_mixer_specs.py)
 for stm in halo pvt swin dwconv dcnv3; do models+=("configs/_base_/models/u_${stm}_${scale}.py"); done
 step "4a. bf16 training step (forward + backward) of the five $scale models"
 "$PY" tools/analysis_tools/benchmark.py "${models[@]}" --train --amp bf16 \

@@ -39,9 +39,9 @@ DET_ERF_DATA=${DET_ERF_DATA:-data/digit_scenes/val}
 DET_ERF_SIZE=${DET_ERF_SIZE:-128}
 DIGITS=${DIGITS:-data/digits}
 CAM_DIGITS=${CAM_DIGITS:-0 3 5 8}
-STMS="halo pvt swin dwconv dcnv3"
+STMS="halo pvt swin dwconv dcnv3"  # = stm_mm.models.STM_NAMES (checked by tests/test_models/test_mixer_specs.py)
 
-name_of() {
+name_of() {  # = the specs' labels (same test)
   case $1 in
     halo) echo U-HaloNet ;; pvt) echo U-PVT ;; swin) echo U-Swin ;; dwconv) echo U-DWConv ;;
     dcnv3) echo U-InternImage ;;

@@ -17,7 +17,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 STM=${STM:-halo}
 DATA=${DATA:-data/digits}
 WORK_DIRS=${WORK_DIRS:-work_dirs/demo}
-ALL_STMS="halo pvt swin dwconv dcnv3"
+ALL_STMS="halo pvt swin dwconv dcnv3"  # = stm_mm.models.STM_NAMES (checked by tests/test_models/test_mixer_specs.py)
 
 if [ "$STM" = all ]; then
   stms=$ALL_STMS

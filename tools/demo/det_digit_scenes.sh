@@ -21,9 +21,10 @@ DATA=${DATA:-data/digit_scenes}
 DATA=${DATA%/}
 WORK_DIRS=${WORK_DIRS:-work_dirs/demo}
 CLS_CHECKPOINT=${CLS_CHECKPOINT:-$WORK_DIRS/cls_${STM}_micro.pth}
-case " halo pvt swin dwconv dcnv3 " in
+STMS="halo pvt swin dwconv dcnv3"  # = stm_mm.models.STM_NAMES (checked by tests/test_models/test_mixer_specs.py)
+case " $STMS " in
   *" $STM "*) ;;
-  *) echo "det_digit_scenes.sh: unknown STM '$STM' (choose one of: halo pvt swin dwconv dcnv3)" >&2
+  *) echo "det_digit_scenes.sh: unknown STM '$STM' (choose one of: $STMS)" >&2
      exit 2 ;;
 esac
 start=$(date +%s)

@@ -32,11 +32,12 @@ from stm_mm.analysis.benchmark import keep_freed_cpu_memory  # noqa: E402
 from stm_mm.analysis.loaded_model import load_model  # noqa: E402
 from stm_mm.deployment import example_input, export_onnx, exportable, onnx_session  # noqa: E402
 from stm_mm.engine.cli import run_cli  # noqa: E402
+from stm_mm.models import STM_NAMES  # noqa: E402
 from stm_mm.tool_args import (ToolArgumentParser, add_batch_size, add_input_size,  # noqa: E402
                               add_json)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = [f'configs/cls/u_{stm}_tiny_in1k.py' for stm in ('halo', 'pvt', 'swin', 'dwconv', 'dcnv3')]
+TINY = [f'configs/cls/u_{stm}_tiny_in1k.py' for stm in STM_NAMES]
 
 
 def parse_args(argv=None):

@@ -18,6 +18,7 @@ import torch
 from stm_mm.apis import init_model
 from stm_mm.checkpoint_io import add_converter_options, load_checkpoint, save_checkpoint
 from stm_mm.engine.cli import run_cli
+from stm_mm.models.mixers import mixer_specs
 from stm_mm.tool_args import ToolArgumentParser
 from stm_mm.transfer import official_checkpoint_to_stm_mm, stm_mm_checkpoint_to_official
 
@@ -28,7 +29,7 @@ def parse_args(argv=None):
     parser.add_argument('dst', help='output checkpoint')
     parser.add_argument('--reverse', action='store_true',
                         help="stm_mm -> the authors' layout instead")
-    parser.add_argument('--stm', choices=['halo', 'pvt', 'swin', 'dwconv', 'dcnv3'],
+    parser.add_argument('--stm', choices=list(mixer_specs()),
                         help='mixer (reverse only; guessed from the keys when omitted)')
     parser.add_argument('--ema', action='store_true',
                         help="forward: convert the authors' `model_ema` instead of `model`")

@@ -6,12 +6,26 @@ import torch.nn.functional as F
 from ...ops import dcnv3_softmax
 from ...ops.dcnv3 import IMPLS
 from ...ops.impl_switch import requested_impl
-from ...registry import TOKEN_MIXERS
+from ..arch_zoo import W32, arch
 from ..utils import ChannelsLastDepthwiseConv2d
 from .base import TokenMixer
+from .spec import MixerSpec, register_mixer
+
+SPEC = MixerSpec(
+    name='dcnv3', label='U-InternImage', signature='mixer.sampling_offsets.', flops='total',
+    keys=(('gamma1', 'gamma1'), ('gamma2', 'gamma2'),
+          ('attn.dw_conv.0.', 'mixer.offset_dwconv.'),
+          ('attn.dw_conv.1.norm.', 'mixer.offset_norm.')),
+    presets={
+        'micro': arch((2, 2, 9, 2), W32, (2, 4, 8, 16), 0.0),
+        'tiny': arch((4, 4, 18, 4), (64, 128, 256, 512), (4, 8, 16, 32), 0.1),
+        'small': arch((4, 4, 21, 4), (80, 160, 320, 640), (5, 10, 20, 40), 0.3),
+        'base': arch((4, 4, 21, 4), (112, 224, 448, 896), (7, 14, 28, 56), 0.5),
+    },
+    impls=('compiled', 'triton', 'pytorch'))
 
 
-@TOKEN_MIXERS.register_module('dcnv3')
+@register_mixer(SPEC)
 class DCNv3Mixer(TokenMixer):
     """3x3 deformable convolution with learned offsets and softmax-normalised modulation.
 

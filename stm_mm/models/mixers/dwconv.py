@@ -1,12 +1,29 @@
 """7x7 depth-wise convolution between two point-wise projections (the unified ConvNeXt mixer)."""
 import torch.nn as nn
 
-from ...registry import TOKEN_MIXERS
+from ..arch_zoo import W32, W96, W128, arch
 from ..utils import ChannelsLastDepthwiseConv2d
 from .base import TokenMixer
+from .spec import CHANNELS_FIRST, CHANNELS_LAST, CONV1X1, MixerSpec, register_mixer
+
+SPEC = MixerSpec(
+    name='dwconv', label='U-DWConv', signature='mixer.dwconv.', flops='paper_local',
+    keys=(('gamma_1', 'gamma1', CHANNELS_FIRST), ('gamma_2', 'gamma2', CHANNELS_LAST),
+          ('dw_norm.', 'norm1.'), ('pw_norm.', 'norm2.'),
+          ('dw_input_proj.weight', 'mixer.input_proj.weight', CONV1X1),
+          ('dw_input_proj.', 'mixer.input_proj.'), ('dwconv.', 'mixer.dwconv.'),
+          ('dw_out_proj.weight', 'mixer.output_proj.weight', CONV1X1),
+          ('dw_out_proj.', 'mixer.output_proj.'), ('pwconv1.', 'mlp.fc1.'),
+          ('pwconv2.', 'mlp.fc2.')),
+    presets={
+        'micro': arch((3, 3, 8, 3), W32, None, 0.0),
+        'tiny': arch((2, 2, 9, 2), W96, None, 0.1),
+        'small': arch((2, 2, 24, 2), W96, None, 0.4),
+        'base': arch((2, 2, 24, 2), W128, None, 0.5),
+    })
 
 
-@TOKEN_MIXERS.register_module('dwconv')
+@register_mixer(SPEC)
 class DepthwiseConvMixer(TokenMixer):
     """``output_proj(dwconv_kxk(input_proj(x)))`` with no activation or norm in between.
 

@@ -3,13 +3,14 @@ import torch
 import torch.nn as nn
 
 from ...ops.impl_switch import requested_impl, resolve_triton_impl
-from ...registry import TOKEN_MIXERS
+from ..arch_zoo import WINDOW_ATTENTION_PRESETS
 from ..utils import attention, pad_to_multiple, reference_attention
 from ..utils.attention import masked_fill_value, reference_enabled
 from ..utils.explicit_attention import axis_bias_attention
 from ..utils.windows import (halo_border_logits, halo_key_padding_mask, overlapping_windows,
                              overlapping_windows_reference)
 from .base import TokenMixer
+from .spec import CHANNELS_LAST, CONV1X1, MixerSpec, register_mixer
 
 
 def make_divisible(value, divisor=8):
@@ -20,10 +21,18 @@ def make_divisible(value, divisor=8):
     return rounded
 
 
-IMPLS = ('triton', 'sdpa', 'reference')
+SPEC = MixerSpec(
+    name='halo', label='U-HaloNet', signature='mixer.height_rel', flops='paper_local',
+    presets=WINDOW_ATTENTION_PRESETS,
+    keys=(('gamma_1', 'gamma1', CHANNELS_LAST), ('gamma_2', 'gamma2', CHANNELS_LAST),
+          ('attn.pos_embed.height_rel', 'mixer.height_rel'),
+          ('attn.pos_embed.width_rel', 'mixer.width_rel'),
+          ('attn.kv.weight', 'mixer.kv.weight', CONV1X1)),
+    impls=('sdpa', 'triton', 'reference'))
+IMPLS = SPEC.impls
 
 
-@TOKEN_MIXERS.register_module('halo')
+@register_mixer(SPEC)
 class HaloAttention(TokenMixer):
     """Halo attention with query-related relative position embedding.
 

@@ -1,12 +1,26 @@
 """PVT spatial-reduction attention: global attention over a strided, downsampled key map."""
 import torch.nn as nn
 
-from ...registry import TOKEN_MIXERS
+from ..arch_zoo import arch
 from ..utils import attention
 from .base import TokenMixer
+from .spec import MixerSpec, register_mixer
+
+_WIDTHS = (64, 128, 320, 512)
+_SHARED = dict(num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4), abs_pos_embed=True)
+SPEC = MixerSpec(
+    name='pvt', label='U-PVT', signature='mixer.kv.bias', flops='paper_local',
+    keys=(('attn.norm.', 'mixer.sr_norm.'), ),
+    presets={
+        'micro': arch((2, 2, 3, 2), (32, 64, 160, 256), drop_path_rate=0.0, **_SHARED),
+        'tiny': arch((3, 4, 9, 3), _WIDTHS, drop_path_rate=0.1, **_SHARED),
+        'small': arch((3, 4, 21, 3), _WIDTHS, drop_path_rate=0.3, **_SHARED),
+        'base': arch((3, 8, 45, 3), _WIDTHS, drop_path_rate=0.5,
+                     **dict(_SHARED, mlp_ratios=(4, 4, 4, 4))),
+    })
 
 
-@TOKEN_MIXERS.register_module('pvt')
+@register_mixer(SPEC)
 class SpatialReductionAttention(TokenMixer):
     """Multi-head attention whose keys/values come from the map reduced ``R`` times.
 

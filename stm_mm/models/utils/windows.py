@@ -72,6 +72,20 @@ def shifted_window_order(H, W, window, shift, device):
     return order, inverse
 
 
+def traced_shifted_window_order(Hp, Wp, window, shift):
+    """:func:`shifted_window_order` for a 0-dim tensor ``shift`` (and sizes that may be traced),
+    built from index arithmetic only, so an exported graph serves every size:
+    ``(order, inverse)``, int64 ``(Hp * Wp,)``."""
+    ys, xs = torch.arange(Hp), torch.arange(Wp)
+    rolled = ((ys[:, None] + shift) % Hp) * Wp + (xs[None, :] + shift) % Wp  # roll by -shift
+    order = window_partition(rolled[None, :, :, None], window).reshape(-1)
+    # token (y, x) sits at the rolled position (y - shift, x - shift), in window-major order
+    ry, rx = (ys - shift) % Hp, (xs - shift) % Wp
+    window_index = (ry[:, None] // window) * (Wp // window) + rx[None, :] // window
+    inverse = window_index * window * window + (ry[:, None] % window) * window + rx % window
+    return order, inverse.reshape(-1)
+
+
 def relative_position_index(window):
     """Swin's ``(M*M, M*M)`` int64 index into a ``((2M-1)^2, heads)`` relative-position table.
 
@@ -104,6 +118,18 @@ def swin_shift_mask(H, W, window, shift, device):
 
 
 @cache_per_size
+def traced_swin_shift_mask(Hp, Wp, window, shift):
+    """:func:`swin_shift_mask` for a 0-dim tensor ``shift`` (all zeros when it is 0):
+    ``(nW, M*M, M*M)``, regions labelled by counting the boundaries passed."""
+    def region(size):
+        position = torch.arange(size)
+        return (position >= size - window).long() + (position >= size - shift).long()
+
+    labels = region(Hp)[:, None] * 3 + region(Wp)[None, :]
+    labels = window_partition(labels[None, :, :, None], window)[0, :, :, 0]  # (nW, M*M)
+    return (labels[:, :, None] != labels[:, None, :]).float() * -100.0
+
+
 def halo_key_padding_mask(H, W, block, pad_before, pad_after, device):
     """Which keys of every Halo window lie in the zero border outside an ``(H, W)`` map.
 
