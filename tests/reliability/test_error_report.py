@@ -6,8 +6,8 @@ import time
 
 from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
-from stm_mm.datasets.image_loading import UnreadableImageError
 from stm_mm.engine.cli import report_error
+from stm_mm.errors import UnreadableImageError
 
 from .common import ROOT, load_tool
 
