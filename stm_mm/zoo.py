@@ -12,8 +12,9 @@ is imported (not before: mmdet-only users never import it), so
 builds one.
 
 :func:`to_stm_mm_layout` follows MMEngine's local and http(s) checkpoint readers once
-:func:`stm_mm.patches.install` ran. So every MMEngine load (``get_model(..., pretrained=PATH_OR_URL)``, ``load_checkpoint``, ``load_from``,
-``init_cfg=dict(type='Pretrained')``, mmdet's ``DetInferencer``) accepts the authors' files:
+:func:`stm_mm.patches.install` ran. So every MMEngine load (``get_model(...,
+pretrained=PATH_OR_URL)``, ``load_checkpoint``, ``load_from``, ``init_cfg=dict(type='Pretrained')``,
+mmdet's ``DetInferencer``) accepts the authors' files:
 
 * classification, ``{'model': ..., ['model_ema': ...]}`` or a bare dict with their flat keys
   (``downsample_layers.*``, ``stages.i.j.*``): ``official_checkpoint_to_stm_mm`` on ``model``

@@ -106,9 +106,10 @@ class KeyMismatch:
     def between(cls, own, state_dict):
         """Compare a model's ``state_dict()`` ``own`` with ``state_dict``."""
         both = set(own) & set(state_dict)
-        misshaped = sorted(
-            (k, tuple(state_dict[k].shape), tuple(own[k].shape)) for k in both
-            if hasattr(state_dict[k], 'shape') and tuple(state_dict[k].shape) != tuple(own[k].shape))
+        shapes = {k: (tuple(state_dict[k].shape), tuple(own[k].shape)) for k in both
+                  if hasattr(state_dict[k], 'shape')}
+        misshaped = sorted((k, theirs, ours) for k, (theirs, ours) in shapes.items()
+                           if theirs != ours)
         return cls(sorted(set(own) - set(state_dict)), sorted(set(state_dict) - set(own)),
                    misshaped, len(both))
 
