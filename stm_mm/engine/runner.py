@@ -72,7 +72,7 @@ def reliability_options(cfg):
     if given:
         unknown = sorted(set(given) - set(DEFAULT_OPTIONS))
         if unknown:
-            raise ReliabilityError(f'unknown reliability option(s) {unknown}; fix: use only '
+            raise ReliabilityError(f'unknown reliability option(s) {unknown}; valid: '
                                    f'{", ".join(DEFAULT_OPTIONS)}')
         opts.update(given)
     return opts
