@@ -62,7 +62,7 @@ def check_data(runner, splits):
         replaced = validate_dataset_cfg(
             loader['dataset'], split, skip_invalid=runner.reliability['skip_invalid'],
             work_dir=runner.work_dir, logger=runner.logger)
-        if replaced:
+        if replaced and split != 'train':  # (training has no evaluator)
             _redirect_evaluator(runner, split, replaced)
 
 
