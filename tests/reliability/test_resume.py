@@ -9,7 +9,6 @@ import os.path as osp
 import signal
 
 import pytest
-import torch
 
 from stm_mm.checkpoint_io import load_checkpoint
 from stm_mm.engine import apply_cli_options, build_runner
