@@ -78,10 +78,6 @@ def test_install_is_idempotent():
         assert mm.load_from_http is patches._load_from_http
 
 
-def _owner(name):
-    return {'Runner': None, 'EMAHook': EMAHook, 'HistoryBuffer': HistoryBuffer}[name]
-
-
 @pytest.fixture(scope='module')
 def bare_runner(tmp_path_factory):
     """A Runner with a model and nothing else (what the private attributes belong to)."""
@@ -92,7 +88,7 @@ def bare_runner(tmp_path_factory):
 @pytest.mark.parametrize('name', sorted(patches.PRIVATE_NAMES))
 def test_private_mmengine_names_still_exist(name, bare_runner):
     owner, attr = name.split('.')
-    holder = bare_runner if owner == 'Runner' else _owner(owner)
+    holder = {'Runner': bare_runner, 'EMAHook': EMAHook, 'HistoryBuffer': HistoryBuffer}[owner]
     message = (f'MMEngine {mmengine.__version__} has no {name} any more, which stm_mm uses '
                f'({patches.PRIVATE_NAMES[name]}); fix: adapt stm_mm/patches.py')
     assert hasattr(holder, attr), message
