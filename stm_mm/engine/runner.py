@@ -42,7 +42,6 @@ from ..errors import CheckpointError, NonFiniteLossError, ReliabilityError
 from ..fileio import ATOMIC_BACKEND_ARGS
 from ..patches import install, load_request, mark_loaded, randomness_cfg
 from . import preflight
-from .compile_hook import CompileBackboneHook
 from .hooks import FiniteLossHook, ReliableCheckpointHook
 from .loading import KeyMismatch, first_line, is_disk_full, is_local, load_weights, \
     read_checkpoint, weights_of
@@ -115,7 +114,7 @@ class ReliableRunner(Runner):
         if cfg.get('compile'):
             # MMEngine would compile the whole train_step (CompileBackboneHook says why not)
             cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
-                dict(type=CompileBackboneHook, options=cfg.compile)]
+                dict(type='CompileBackboneHook', options=cfg.compile)]
             cfg.compile = False
         return super().from_cfg(cfg)
 
