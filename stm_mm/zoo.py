@@ -6,15 +6,15 @@ authors' release file, the converter) and ``configs/det/metafile.yml`` (their Ma
 ``mask-rcnn_u-<stm>-<scale>_fpn_1x_coco``, Table V). The package reads them, as openmim does,
 from ``stm_mm/.mim`` (``setup.py`` copies ``configs/``, ``tools/`` and ``model-index.yml`` there
 for a wheel and links them in an editable install). :func:`register_model_zoo`, run when
-``stm_mm`` is imported, adds the classifiers to mmpretrain's ``ModelHub``, so
+``stm_mm`` is imported, adds the classifiers to mmpretrain's ``ModelHub`` as soon as mmpretrain
+is imported (not before: mmdet-only users never import it), so
 ``mmpretrain.list_models('u-*')`` lists them and ``mmpretrain.get_model('u-halo-tiny_in1k')``
 builds one.
 
-:func:`register_checkpoint_loaders`, also run on import, wraps MMEngine's ``CheckpointLoader``
-schemes for local files and http(s) URLs, whichever functions read them (the safe reader of
-``stm_mm``'s checkpoint I/O, or MMEngine's own), in :func:`to_stm_mm_layout`. So every MMEngine
-load (``get_model(..., pretrained=PATH_OR_URL)``, ``load_checkpoint``, ``load_from``,
-``init_cfg=dict(type='Pretrained')``, mmdet's ``DetInferencer``) accepts the authors' files:
+:func:`to_stm_mm_layout` follows MMEngine's local and http(s) checkpoint readers once
+:func:`stm_mm.patches.install` ran. So every MMEngine load (``get_model(...,
+pretrained=PATH_OR_URL)``, ``load_checkpoint``, ``load_from``, ``init_cfg=dict(type='Pretrained')``,
+mmdet's ``DetInferencer``) accepts the authors' files:
 
 * classification, ``{'model': ..., ['model_ema': ...]}`` or a bare dict with their flat keys
   (``downsample_layers.*``, ``stages.i.j.*``): ``official_checkpoint_to_stm_mm`` on ``model``
@@ -24,8 +24,10 @@ load (``get_model(..., pretrained=PATH_OR_URL)``, ``load_checkpoint``, ``load_fr
 
 Anything else is returned unchanged.
 """
-import functools
+import importlib.abc
+import importlib.util
 import re
+import sys
 import warnings
 from pathlib import Path
 
@@ -68,36 +70,39 @@ def to_stm_mm_layout(checkpoint):
     return checkpoint
 
 
-def _converting(loader):
-    """``loader`` (an MMEngine scheme function) followed by :func:`to_stm_mm_layout`."""
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs ``callback`` once, right after the module ``name`` is first imported."""
 
-    @functools.wraps(loader)  # keeps the name MMEngine logs ("Loads checkpoint by ... backend")
-    def load(filename, map_location=None, *args, **kwargs):
-        return to_stm_mm_layout(loader(filename, map_location, *args, **kwargs))
+    def __init__(self, name, callback):
+        self.name, self.callback = name, callback
 
-    load.converts_authors_layout = True
-    return load
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        exec_module, callback = spec.loader.exec_module, self.callback
 
+        def exec_then_call(module):
+            exec_module(module)
+            callback()
 
-def register_checkpoint_loaders():
-    """Wrap the local and http(s) schemes of MMEngine's ``CheckpointLoader`` (once each).
-
-    Run after anything that installs other loaders for these schemes (``stm_mm/__init__.py``
-    calls it last), or those replace the wrappers.
-    """
-    from mmengine.runner import CheckpointLoader
-    for prefix in ('', 'http://', 'https://'):
-        loader = CheckpointLoader._get_checkpoint_loader(prefix)
-        if not getattr(loader, 'converts_authors_layout', False):
-            CheckpointLoader.register_scheme(prefix, _converting(loader), force=True)
+        spec.loader.exec_module = exec_then_call
+        return spec
 
 
 def register_model_zoo():
-    """Add the classifiers of ``stm_mm/.mim/configs/cls/metafile.yml`` to mmpretrain's ``ModelHub``.
+    """Add the classifiers of ``stm_mm/.mim/configs/cls/metafile.yml`` to mmpretrain's ``ModelHub``
+    now if ``mmpretrain.apis`` is imported, else right after it is."""
+    if 'mmpretrain.apis' in sys.modules:
+        _register_in_model_hub()
+    elif not any(isinstance(f, _AfterImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport('mmpretrain.apis', _register_in_model_hub))
 
-    Config paths in the metafile are relative to ``stm_mm/.mim``. Warns (and registers nothing)
-    when the metafile is missing; does nothing when the zoo is already registered.
-    """
+
+def _register_in_model_hub():
+    """Config paths in the metafile are relative to ``stm_mm/.mim``. Warns (and registers
+    nothing) when the metafile is missing; does nothing when the zoo is already registered."""
     from mmpretrain.apis import ModelHub
     if ModelHub.has('u-halo-tiny_in1k'):
         return

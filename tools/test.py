@@ -16,7 +16,7 @@ import stm_mm  # noqa: F401
 from stm_mm.checkpoint_io import add_unsafe_load_option
 from stm_mm.engine import apply_cli_options, run_job
 from stm_mm.engine.cli import run_cli
-from stm_mm.engine.runner import check_checkpoint_file
+from stm_mm.engine.loading import check_checkpoint_file
 from stm_mm.tool_args import ToolArgumentParser
 
 

@@ -198,7 +198,7 @@ def model_inputs(config, checkpoint, label, out_dir, erf_kwargs, cfg_options=Non
     from mmengine.registry import DefaultScope
 
     from stm_mm.engine import apply_cli_options, run_job
-    from stm_mm.engine.runner import check_checkpoint_file
+    from stm_mm.engine.loading import check_checkpoint_file
 
     from .erf_report import run_erf
     details = run_erf([(config, checkpoint, label)], out_dir, log=log, **erf_kwargs)

@@ -28,28 +28,14 @@ from mmcv.transforms import LoadImageFromFile
 from mmengine import fileio
 from mmengine.registry import TRANSFORMS
 
-from .validation import DataValidationError
+from ..errors import UnreadableImageError
 
 MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS: 1024 * 1024 * 1024 // 4 // 3
-SKIP_HINT = ('fix: replace or delete the file, or pass --skip-invalid to skip unreadable '
-             'images (listed in work_dir/skipped_images.txt)')
 
 _SIGNATURES = (
     (b'\xff\xd8\xff', 'jpeg'), (b'\x89PNG\r\n\x1a\n', 'png'), (b'GIF87a', 'gif'),
     (b'GIF89a', 'gif'), (b'BM', 'bmp'), (b'II*\x00', 'tiff'), (b'MM\x00*', 'tiff'),
 )
-
-
-class UnreadableImageError(DataValidationError):
-    """An image file that cannot be decoded. ``path`` and ``reason`` are set when known."""
-
-    def __init__(self, message, path=None, reason=None):
-        super().__init__(message)
-        self.path, self.reason = path, reason
-
-    @classmethod
-    def of(cls, path, reason):
-        return cls(f'image {path} cannot be decoded: {reason}; {SKIP_HINT}', path, reason)
 
 
 def image_kind(content):

@@ -46,16 +46,16 @@ class TimmRandomErasing(BaseTransform):
                  aspect_range=(0.3, 1. / 0.3), mean=(103.53, 116.28, 123.675),
                  std=(57.375, 57.12, 58.395), max_attempts=10):
         if not 0. <= erase_prob <= 1.:
-            raise ValueError(f'error: TimmRandomErasing erase_prob={erase_prob} is not a '
+            raise ValueError(f'TimmRandomErasing erase_prob={erase_prob} is not a '
                              'probability; fix: use a value in [0, 1]')
         if not 0. < min_area_ratio <= max_area_ratio <= 1.:
-            raise ValueError(f'error: TimmRandomErasing area ratios ({min_area_ratio}, '
+            raise ValueError(f'TimmRandomErasing area ratios ({min_area_ratio}, '
                              f'{max_area_ratio}) are invalid; fix: 0 < min <= max <= 1')
         if not 0. < aspect_range[0] <= aspect_range[1]:
-            raise ValueError(f'error: TimmRandomErasing aspect_range={aspect_range} is '
+            raise ValueError(f'TimmRandomErasing aspect_range={aspect_range} is '
                              'invalid; fix: 0 < low <= high')
         if len(mean) != len(std):
-            raise ValueError(f'error: TimmRandomErasing has {len(mean)} mean but {len(std)} '
+            raise ValueError(f'TimmRandomErasing has {len(mean)} mean but {len(std)} '
                              'std values; fix: give one of each per channel')
         self.erase_prob = erase_prob
         self.area_range = (min_area_ratio, max_area_ratio)
@@ -84,7 +84,7 @@ class TimmRandomErasing(BaseTransform):
         img = results['img']
         channels = 1 if img.ndim == 2 else img.shape[2]
         if channels != len(self.mean):
-            raise ValueError(f'error: TimmRandomErasing got a {channels}-channel image but '
+            raise ValueError(f'TimmRandomErasing got a {channels}-channel image but '
                              f'{len(self.mean)} mean/std values; fix: set mean and std per '
                              'channel of the image')
         box = self.sample_box(*img.shape[:2])

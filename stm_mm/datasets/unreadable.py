@@ -19,8 +19,7 @@ import zlib
 
 from mmengine.registry import DATASETS
 
-from .image_loading import UnreadableImageError
-from .validation import DataValidationError
+from ..errors import DataValidationError, UnreadableImageError
 from .wrapper import DatasetWrapper
 
 

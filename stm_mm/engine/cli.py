@@ -18,18 +18,9 @@ import sys
 import time
 import traceback
 
+from ..errors import DEBUG_HINT, LaunchError, is_known
+from ..patches import install
 from .launcher import exit_code_of, format_error
-
-DEBUG_HINT = '(run with --debug for the full traceback)'
-
-
-def _is_root_cause(exc):
-    """False for errors that are consequences of another rank's failure (a broken collective)."""
-    from .hooks import NonFiniteLossError
-    from .launcher import LaunchError
-    from .runner import ReliabilityError
-    return isinstance(exc, (ReliabilityError, LaunchError, NonFiniteLossError, ValueError,
-                            KeyError, FileNotFoundError))
 
 
 def write_error_file(path, line, code, root_cause):
@@ -51,10 +42,12 @@ def report_error(exc, env=None):
     if isinstance(exc, KeyboardInterrupt):
         line, code = 'error: interrupted (a training run continues with --resume)', 130
     else:
-        line, code = f'error: {format_error(exc)}', exit_code_of(exc)
+        message = format_error(exc)
+        line = message if message.startswith('error: ') else f'error: {message}'
+        code = exit_code_of(exc)
     if env.get('TORCHELASTIC_ERROR_FILE'):
-        write_error_file(env['TORCHELASTIC_ERROR_FILE'], line, code, _is_root_cause(exc))
-    from .launcher import LaunchError
+        # known errors are root causes, not consequences of another rank's failure
+        write_error_file(env['TORCHELASTIC_ERROR_FILE'], line, code, is_known(exc))
     # a bad launch environment is reported by every process: its RANK cannot be trusted
     rank = env.get('RANK', env.get('SLURM_PROCID', '0'))
     if (rank == '0' or isinstance(exc, LaunchError)) and \
@@ -66,7 +59,9 @@ def report_error(exc, env=None):
 
 
 def run_cli(fn, args):
-    """``fn(args)``; errors end the process with :func:`report_error` unless ``args.debug``."""
+    """``fn(args)`` after :func:`stm_mm.patches.install` (checkpoints are read weights-only);
+    errors end the process with :func:`report_error` unless ``args.debug``."""
+    install()
     if getattr(args, 'debug', False):
         return fn(args)
     try:

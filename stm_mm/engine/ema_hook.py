@@ -17,6 +17,8 @@ from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 from mmengine.runner.amp import autocast
 
+from ..patches import load_request, swap_ema_parameters
+
 EMA_SUFFIX = '_ema'
 TEST_WEIGHTS = ('both', 'raw', 'ema')
 
@@ -58,7 +60,7 @@ class DualEvalEMAHook(EMAHook):
     def __init__(self, test_weights='both', **kwargs):
         super().__init__(**kwargs)
         if test_weights not in TEST_WEIGHTS:
-            raise ValueError(f'error: DualEvalEMAHook(test_weights={test_weights!r}) is not '
+            raise ValueError(f'DualEvalEMAHook(test_weights={test_weights!r}) is not '
                              f'valid; fix: use one of {", ".join(TEST_WEIGHTS)}')
         self.test_weights = test_weights
         self._loaded_raw = None       # raw weights of a checkpoint loaded for testing
@@ -72,7 +74,7 @@ class DualEvalEMAHook(EMAHook):
     def after_load_checkpoint(self, runner, checkpoint):
         # Runs before the runner loads ``state_dict`` (the EMA weights) into the model. The
         # parent loads them into the EMA copy too (and, on resume, swaps the raw weights back).
-        resuming = bool(runner._resume)
+        resuming = bool(load_request(runner)[0])
         super().after_load_checkpoint(runner, checkpoint)
         if not resuming:
             self._loaded_raw = raw_weights_of(checkpoint)
@@ -100,7 +102,7 @@ class DualEvalEMAHook(EMAHook):
     def before_test_epoch(self, runner):
         self._use_loaded_weights()
         if not self._single_weights and self.test_weights == 'ema':
-            self._swap_ema_parameters()
+            swap_ema_parameters(self)
             self._saved_prefix = set_ema_prefix(runner.test_loop.evaluator)
 
     def after_test_epoch(self, runner, metrics=None):
@@ -108,7 +110,7 @@ class DualEvalEMAHook(EMAHook):
             return
         if self.test_weights == 'ema':
             restore_prefix(runner.test_loop.evaluator, self._saved_prefix)
-            self._swap_ema_parameters()
+            swap_ema_parameters(self)
         elif self.test_weights == 'both':
             self._add_ema_metrics(runner, runner.test_loop, 'test', metrics)
 
@@ -116,13 +118,13 @@ class DualEvalEMAHook(EMAHook):
     def _add_ema_metrics(self, runner, loop, mode, metrics):
         """Evaluate the EMA weights on ``loop``'s data; add their keys to ``metrics`` and to
         the message hub (``<mode>/<key>``, where the logger reads them)."""
-        self._swap_ema_parameters()
+        swap_ema_parameters(self)
         saved = set_ema_prefix(loop.evaluator)
         try:
             ema_metrics = self._evaluate(runner, loop, mode)
         finally:
             restore_prefix(loop.evaluator, saved)
-            self._swap_ema_parameters()
+            swap_ema_parameters(self)
         for key, value in ema_metrics.items():
             if isinstance(value, (int, float)) or (torch.is_tensor(value)
                                                    and value.numel() == 1):

@@ -11,6 +11,8 @@ import re
 import torch
 import torch.distributed as dist
 
+from ..errors import LaunchError, is_known
+
 
 def apply_cli_options(cfg, work_dir=None, resume=None, load_from=None, amp=False,
                       auto_scale_lr=False, no_validate=False, launcher='none', cfg_options=None,
@@ -21,7 +23,8 @@ def apply_cli_options(cfg, work_dir=None, resume=None, load_from=None, amp=False
     ``skip_invalid`` / ``skip_list`` / ``non_strict_load`` set ``reliability.skip_invalid`` /
     ``reliability.skip_list`` / ``reliability.strict_load=False`` (see
     :mod:`stm_mm.engine.runner`); a skip list implies ``skip_invalid``. ``compile`` sets
-    ``compile=True``: the Runner compiles the backbone (``ReliableRunner._maybe_compile``).
+    ``compile=True``: the Runner compiles the backbone (:class:`~stm_mm.engine.compile_hook.
+    CompileBackboneHook`).
     """
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -82,12 +85,6 @@ def _env_int(name, env):
     except ValueError:
         raise LaunchError(f'{name}={value!r} in the environment is not an integer; fix: start '
                           'the job with torchrun / tools/dist_train.sh') from None
-
-
-class LaunchError(RuntimeError):
-    """The process environment does not describe a consistent distributed job."""
-
-    exit_code = 2
 
 
 def check_launch_env(launcher, env=None):
@@ -217,8 +214,6 @@ def run_job(cfg, entry):
 
 
 _REGISTRY_PREFIX = re.compile(r'^(class `[^`]+` in [^:]+: )+')
-
-
 _WORKER_ERROR = re.compile(r'^Caught \w+ in DataLoader worker process \d+\.')
 _EXC_PREFIX = re.compile(r'^[\w.]+(Error|Exception)\w*: ')
 
@@ -235,7 +230,6 @@ def worker_error_message(text):
 def format_error(exc):
     """The message of ``exc`` for a one-line CLI report: registry wrappers ("class `X` in
     path: ...") and KeyError quoting removed, exception type kept for unexpected errors."""
-    from .runner import ReliabilityError
     text = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], str) else str(exc)
     text = worker_error_message(text)
     for _ in range(5):  # nested wrappers quote the inner message once per level
@@ -245,9 +239,7 @@ def format_error(exc):
         if stripped == text:
             break
         text = stripped
-    known = isinstance(exc, (ReliabilityError, LaunchError, ValueError, KeyError,
-                             FileNotFoundError))
-    return text if known else f'{type(exc).__name__}: {text}'
+    return text if is_known(exc) else f'{type(exc).__name__}: {text}'
 
 
 def exit_code_of(exc):

@@ -15,13 +15,10 @@ from mmengine.dist import all_gather_object
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from ..datasets.validation import DataValidationError, write_text_atomic
+from ..errors import TooManyUnreadableError
+from ..fileio import atomic_write_text
 
 SKIPPED_FILE = 'skipped_images.txt'
-
-
-class TooManyUnreadableError(DataValidationError):
-    pass
 
 
 def record_file(work_dir, split, rank):
@@ -64,9 +61,9 @@ class UnreadableImagesHook(Hook):
             for path, reason in sorted(fresh.items()):
                 runner.logger.warning(f'{split}: skipped unreadable image {path} ({reason})')
             if runner.rank == 0:
-                write_text_atomic(''.join(
+                atomic_write_text(osp.join(runner.work_dir, SKIPPED_FILE), ''.join(
                     f'{s}\t{p}\t{r}\n' for s, items in sorted(self.skipped.items())
-                    for p, r in sorted(items.items())), osp.join(runner.work_dir, SKIPPED_FILE))
+                    for p, r in sorted(items.items())))
         total = len(dataset) if dataset is not None else 0
         if total and len(seen) > self.max_fraction * total:
             raise TooManyUnreadableError(

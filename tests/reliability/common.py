@@ -12,6 +12,8 @@ import uuid
 import numpy as np
 import torch
 
+from stm_mm.checkpoint_io import load_checkpoint
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TRAIN_PY = osp.join(ROOT, 'tools', 'train.py')
 TEST_PY = osp.join(ROOT, 'tools', 'test.py')
@@ -132,8 +134,7 @@ def run_train(args, timeout=240, env=None):
 
 
 def weights(path):
-    ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    return ckpt['state_dict']
+    return load_checkpoint(path)['state_dict']
 
 
 def assert_same_weights(a, b):

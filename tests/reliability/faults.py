@@ -5,23 +5,25 @@
 ``FaultHook(point=..., iter=N)``:
     'train_iter'  SIGKILL before training iteration N (1-based) runs
     'val'         SIGKILL inside the validation that follows iteration N
-    'ckpt_write'  the checkpoint of iteration N is half written, then SIGKILL
+    'ckpt_write'  the checkpoint of iteration N is half written (its temporary file), then
+                  SIGKILL
     'ckpt_delete' SIGKILL after the checkpoint of iteration N and the pointer to it are
                   written, before the checkpoints beyond max_keep_ckpts are deleted
     'disk_full'   the disk fills up 1000 bytes into the checkpoint of iteration N: the write
-                  raises ENOSPC (``short=False``), or torch's zip writer fails as it does
+                  raises ENOSPC (``short=False``), or fails the way torch's zip writer does
                   after a short write (``short=True``: ``unexpected pos ...``)
     'nan'         set a head weight to NaN before iteration N (the loss becomes NaN); with
                   ``rank=R`` only in process R of a distributed run
 """
 import errno
-import io
 import os
 import signal
 
 import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+
+from stm_mm.fileio import AtomicLocalBackend, atomic_write
 
 
 def _kill():
@@ -56,27 +58,29 @@ class FaultHook(Hook):
             hook = next(h for h in runner.hooks if hasattr(h, '_flush_removals'))
             hook._flush_removals = _kill
         if self.point == 'disk_full':
-            original_save, short = torch.save, self.short
+            short = self.short
+            _write_once(lambda f, data: _FullDisk(f, 1000, short).write(data))
+        if self.point == 'ckpt_write':
+            _write_once(_half_write_then_kill)
 
-            def save_to_full_disk(obj, f, *args, **kwargs):
-                torch.save = original_save  # this write only
-                original_save(obj, _FullDisk(f, 1000, short), *args, **kwargs)
 
-            torch.save = save_to_full_disk
-        if self.point != 'ckpt_write':
-            return
-        original = torch.save
+def _write_once(write):
+    """The next checkpoint write (``AtomicLocalBackend.put``) fills its temporary file with
+    ``write(f, data)`` instead of ``f.write(data)``."""
+    original = AtomicLocalBackend.put
 
-        def half_save(obj, f, *args, **kwargs):
-            buf = io.BytesIO()
-            original(obj, buf, *args, **kwargs)
-            data = buf.getvalue()
-            f.write(data[:len(data) // 2])
-            f.flush()
-            os.fsync(f.fileno())
-            _kill()
+    def put(self, obj, filepath):
+        AtomicLocalBackend.put = original  # this write only
+        atomic_write(str(filepath), lambda f: write(f, obj))
 
-        torch.save = half_save
+    AtomicLocalBackend.put = put
+
+
+def _half_write_then_kill(f, data):
+    f.write(data[:len(data) // 2])
+    f.flush()
+    os.fsync(f.fileno())
+    _kill()
 
 
 class _FullDisk:

@@ -9,8 +9,9 @@ import re
 import pytest
 import torch
 
-from stm_mm.checkpoint_io import CorruptCheckpointError, UnsafeCheckpointError, load_checkpoint
-from stm_mm.engine import CheckpointError, apply_cli_options, build_runner
+from stm_mm.checkpoint_io import load_checkpoint
+from stm_mm.engine import apply_cli_options, build_runner
+from stm_mm.errors import CheckpointError, CorruptCheckpointError, UnsafeCheckpointError
 
 from .common import ROOT, dump_cfg, expect_one_error, load_tool, tiny_cfg
 from .test_untrusted_checkpoints import FIX, evil, marker, touch  # noqa: F401  (fixture)

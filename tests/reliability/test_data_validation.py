@@ -8,8 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stm_mm.datasets.validation import (DataValidationError, check_coco, check_image_folder,
-                                        clean_coco, validate_dataset_cfg)
+from stm_mm.datasets.coco_check import check_coco, clean_coco
+from stm_mm.datasets.validation import check_image_folder, validate_dataset_cfg
+from stm_mm.errors import DataValidationError
 
 from .coco_fixtures import CLASSES, SIZE, corrupt, make_coco, write
 

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from mmengine.config import Config
 
-from stm_mm.datasets.validation import DataValidationError
+from stm_mm.errors import DataValidationError
 from stm_mm.engine import apply_cli_options, build_runner
 
 from .coco_fixtures import corrupt, make_coco, write

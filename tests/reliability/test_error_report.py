@@ -6,8 +6,8 @@ import time
 
 from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
-from stm_mm.datasets.image_loading import UnreadableImageError
 from stm_mm.engine.cli import report_error
+from stm_mm.errors import UnreadableImageError
 
 from .common import ROOT, load_tool
 
@@ -55,3 +55,14 @@ def test_dist_run_reports_the_root_cause(tmp_path):
     rank, line, code = dist_run.root_cause({2: failures[2]})
     assert (rank, line, code) == (2, 'error: process failed (Signal 15 (SIGTERM) received by '
                                      'PID 102)', 1)
+
+
+def test_one_error_prefix(capsys):
+    """A message that already starts with ``error:`` is not prefixed again; known errors are
+    reported without their type, others with it."""
+    from stm_mm.errors import NonFiniteLossError
+    for exc, line in ((ValueError('error: bad value; fix: x'), 'error: bad value; fix: x'),
+                      (NonFiniteLossError('non-finite loss'), 'error: non-finite loss'),
+                      (RuntimeError('boom'), 'error: RuntimeError: boom')):
+        report_error(exc, env=dict(RANK='0'))
+        assert capsys.readouterr().err.splitlines()[0] == line

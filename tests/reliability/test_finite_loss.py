@@ -6,7 +6,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from stm_mm.engine import FiniteLossHook, NonFiniteLossError, build_runner
+from stm_mm.engine import FiniteLossHook, build_runner
+from stm_mm.errors import NonFiniteLossError
 
 from . import faults  # noqa: F401  (registers FaultHook)
 from .common import checkpoints, tiny_cfg, weights

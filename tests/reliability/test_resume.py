@@ -9,9 +9,10 @@ import os.path as osp
 import signal
 
 import pytest
-import torch
 
-from stm_mm.engine import CheckpointError, apply_cli_options, build_runner
+from stm_mm.checkpoint_io import load_checkpoint
+from stm_mm.engine import apply_cli_options, build_runner
+from stm_mm.errors import CheckpointError
 
 from . import faults  # noqa: F401  (registers FaultHook)
 
@@ -67,7 +68,7 @@ def test_kill_mid_checkpoint_write(image_folder, reference_run, tmp_path):
     assert checkpoints(work_dir) == ['iter_2.pth'] and _pointer(work_dir) == 'iter_2.pth'
     partial = glob.glob(osp.join(work_dir, '.iter_4.pth.*.partial'))
     assert len(partial) == 1 and os.path.getsize(partial[0]) > 0
-    torch.load(osp.join(work_dir, 'iter_2.pth'), weights_only=True)  # complete
+    load_checkpoint(osp.join(work_dir, 'iter_2.pth'))  # complete
     _resume(image_folder, work_dir, max_keep_ckpts=1)
     log = log_text(work_dir)
     assert 'resumed epoch: 0, iter: 2' in log
@@ -192,4 +193,4 @@ def test_disk_full_during_save_names_the_file_and_the_intact_checkpoint(image_fo
             'fix: free space on that disk') in str(info.value)
     assert checkpoints(work_dir) == ['iter_2.pth'] and _pointer(work_dir) == 'iter_2.pth'
     assert not glob.glob(osp.join(work_dir, '.*.partial'))
-    torch.load(kept, weights_only=True)
+    load_checkpoint(kept)

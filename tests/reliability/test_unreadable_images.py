@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stm_mm.datasets.image_loading import (SafeLoadImageFromFile, UnreadableImageError,
-                                           decode_image)
+from stm_mm.datasets.image_loading import SafeLoadImageFromFile, decode_image
 from stm_mm.datasets.unreadable import SkipUnreadable, substitute_index
+from stm_mm.errors import UnreadableImageError
 
 from .common import (TEST_PY, TRAIN_PY, dump_cfg, expect_one_error, load_tool, log_text,
                      tiny_cfg)

@@ -17,8 +17,9 @@ import zipfile
 import pytest
 import torch
 
-from stm_mm.checkpoint_io import (CorruptCheckpointError, NotACheckpointError,
-                                  UnsafeCheckpointError, load_checkpoint, save_checkpoint)
+from stm_mm.checkpoint_io import load_checkpoint, save_checkpoint
+from stm_mm.errors import CorruptCheckpointError, NotACheckpointError, UnsafeCheckpointError
+from stm_mm.patches import install
 
 from .common import ROOT, dump_cfg, tiny_cfg
 from .test_cli_errors import cli  # noqa: F401  (fixture: tools/train.py as a module)
@@ -120,11 +121,13 @@ def test_payload_runs_only_with_unsafe_load(kind, tmp_path, monkeypatch):
 def test_library_loaders_refuse(kind, tmp_path, marker):
     """stm_mm.apis.init_model, MMEngine's own loaders (load_from, resume,
     init_cfg Pretrained, mmdet's init_detector go through them) and mmpretrain's
-    ``get_model(..., pretrained=)`` (the model zoo's converting loader) all use the safe loader."""
+    ``get_model(..., pretrained=)`` (the model zoo's converting loader) all use the safe loader
+    once ``stm_mm.patches.install()`` ran (the tools and ``ReliableRunner`` run it)."""
     import mmpretrain
     from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint as mm_load
 
     from stm_mm.apis import init_model
+    install()
     path = evil(tmp_path, marker, kind)
     config = osp.join(ROOT, 'configs/_base_/models/u_dwconv_micro.py')
     for read in (lambda p: init_model(config, p, device='meta'), _load_checkpoint,
@@ -139,6 +142,7 @@ def test_url_checkpoints_go_through_the_safe_loader(tmp_path, marker, monkeypatc
     load_state_dict_from_url would unpickle fully; the download is read safely instead."""
     import torch.hub
     from mmengine.runner.checkpoint import _load_checkpoint
+    install()
     path = evil(tmp_path, marker)
     monkeypatch.setattr(torch.hub, 'download_url_to_file',
                         lambda url, dst, progress=False: shutil.copy(path, dst))

@@ -3,14 +3,14 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from stm_mm.engine import build_runner
+from stm_mm.engine import CompileBackboneHook, build_runner
 
 from .test_train_resume import _cfg
 
 
 @pytest.mark.slow
 def test_runner_compile_option_trains_like_eager(one_digit_per_class, tmp_path):
-    """``compile`` through MMEngine's Runner (what ``tools/train.py --compile`` sets; here with
+    """``compile`` through the ReliableRunner (what ``tools/train.py --compile`` sets; here with
     the code-free ``aot_eager`` backend): two iterations give eager mode's losses."""
     losses = []
     for compile_cfg in (None, dict(backend='aot_eager')):
@@ -21,5 +21,9 @@ def test_runner_compile_option_trains_like_eager(one_digit_per_class, tmp_path):
             cfg.compile = compile_cfg
         runner = build_runner(cfg)
         runner.train()
+        # the backbone's forward, and only it, was compiled (by CompileBackboneHook)
+        assert ('forward' in vars(runner.model.backbone)) is bool(compile_cfg)
+        assert any(isinstance(h, CompileBackboneHook) and h.options == compile_cfg
+                   for h in runner.hooks) is bool(compile_cfg)
         losses.append(runner.message_hub.get_scalar('train/loss').data[0])
     assert_close(torch.tensor(losses[1]), torch.tensor(losses[0]), rtol=1e-4, atol=1e-5)
