@@ -1,25 +1,33 @@
 # Two commands do everything on a fresh machine:
 #   make demo   train a micro model on the embedded digits, evaluate it, transfer its backbone to
 #               Mask R-CNN, train/evaluate on digit scenes and print COCO metrics
-#   make test   the test suite (what CI runs), after checking that an installed wheel keeps the
-#               model zoo and works with openmim (tools/check_wheel.sh)
+#   make test   what CI runs: after `make env`, checks that this checkout's environment is its own
+#               (tools/check_env.sh) and that an installed wheel keeps the model zoo and works
+#               with openmim (tools/check_wheel.sh), then the test suite on $(WORKERS) xdist workers
 # Both first set up the environment (tools/setup_env.sh: .venv, idempotent).
 PY := .venv/bin/python
 STM ?= halo
+# pytest-xdist workers; tests marked `serial` run one after another on one of them.
+WORKERS ?= 2
+PYTEST := $(PY) -m pytest tests -q -n $(WORKERS) --dist loadgroup
 
-.PHONY: env check-wheel test test-fast demo demo-cls demo-det
+.PHONY: env check-env check-wheel test test-fast demo demo-cls demo-det
 
 env:
 	@tools/setup_env.sh
 
+check-env: env
+	@tools/check_env.sh
+
 check-wheel: env
 	@tools/check_wheel.sh
 
-test: check-wheel
-	$(PY) -m pytest tests -q --durations=30
+test: check-env check-wheel
+	$(PYTEST) --durations=30
 
+# The suite without the end-to-end (`slow`) tests, for the edit-test loop.
 test-fast: env
-	$(PY) -m pytest tests -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 demo: env demo-cls demo-det
 
