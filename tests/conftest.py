@@ -25,6 +25,7 @@ def pytest_configure(config):
     config.pluginmanager.register(SkipPolicy(), 'stm_mm_skip_policy')
 
 
+@pytest.hookimpl(trylast=True)  # after the folders' conftests have marked theirs
 def pytest_collection_modifyitems(items):
     """Tests marked `serial` (torchrun jobs, compilers and multi-threaded runs that want the
     whole machine) all run on one xdist worker, one after another."""

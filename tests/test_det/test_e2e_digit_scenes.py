@@ -18,7 +18,7 @@ from .common import ROOT
 from .test_coco_metric import COCO_KEYS
 from .test_transfer import build_classifier, random_state
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # a 2-process torchrun job among them
 PYTHON = sys.executable
 CONFIG = 'configs/det/digit_scenes/u_halo_micro_maskrcnn_digits.py'
 

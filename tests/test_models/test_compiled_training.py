@@ -45,6 +45,7 @@ def test_traced_training_step_equals_eager(stm):
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # inductor compiles C++ in a pool of processes
 def test_inductor_training_step_equals_eager():
     """The generated CPU code (inductor) of the STM with the custom attention backward; the
     other STMs' inductor runs are measured in docs/speed.md (compiling all five takes minutes)."""
