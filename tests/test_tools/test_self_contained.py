@@ -39,8 +39,8 @@ def test_no_reference_to_the_development_shelf():
 
 def _skip(name, reason, *markers):
     keywords = {name: 1, 'test_case.py': 1, **{m: 1 for m in markers}}
-    return pytest.TestReport(f'test_case.py::{name}', ('test_case.py', 3, name), keywords, 'skipped',
-                      ('test_case.py', 3, f'Skipped: {reason}'), 'setup')
+    return pytest.TestReport(f'test_case.py::{name}', ('test_case.py', 3, name), keywords,
+                             'skipped', ('test_case.py', 3, f'Skipped: {reason}'), 'setup')
 
 
 class _Terminal:
