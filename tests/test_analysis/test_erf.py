@@ -11,7 +11,8 @@ import torch.nn as nn
 from stm_mm.analysis.erf import (centre_response, erf_maps, erf_ratio, erf_side, load_model,
                                  log_scaled)
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from .. import ROOT
+
 STMS = ('halo', 'pvt', 'swin', 'dwconv', 'dcnv3')
 
 

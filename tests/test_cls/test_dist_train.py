@@ -10,7 +10,8 @@ import subprocess
 
 import pytest
 
-from .conftest import ROOT, data_options
+from .. import ROOT
+from .conftest import data_options
 
 
 def _free_port():

@@ -22,7 +22,8 @@ from stm_mm.models.mixers import ShiftedWindowAttention
 from stm_mm.models.utils import window_partition
 from stm_mm.models.utils import windows as model_windows
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from .. import ROOT
+
 ATOL = 1e-4
 TINY = dict(base='micro', depths=(1, 2, 1, 2))  # odd blocks in two stages: shifted Swin blocks
 

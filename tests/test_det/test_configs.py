@@ -8,7 +8,8 @@ import torch
 from stm_mm.models import ARCH_ZOO, DET_DROP_PATH, SCALES, STM_NAMES
 from stm_mm.transfer import stm_mm_to_mmdet2
 
-from .common import ROOT, build_detector, det_config, digits_config, register
+from .. import ROOT
+from .common import build_detector, det_config, digits_config, register
 
 ALL = [(stm, scale) for stm in STM_NAMES for scale in SCALES]
 

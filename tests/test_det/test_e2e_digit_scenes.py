@@ -14,7 +14,7 @@ import torch
 
 from stm_mm.datasets.digit_scenes import generate_digit_scenes
 
-from .common import ROOT
+from .. import ROOT
 from .test_coco_metric import COCO_KEYS
 from .test_transfer import build_classifier, random_state
 
