@@ -14,11 +14,11 @@ if not torch.cuda.is_available():
 
 # An xdist worker gets its share of the cores (`make test` runs two workers on two cores), and so
 # do the processes its tests start (OMP_NUM_THREADS is inherited); more threads than cores make
-# OpenMP's barriers spin against the other worker.
+# OpenMP's barriers spin against the other worker. An OMP_NUM_THREADS already set is kept.
 if 'PYTEST_XDIST_WORKER_COUNT' in os.environ:
-    _threads = max(1, (os.cpu_count() or 1) // int(os.environ['PYTEST_XDIST_WORKER_COUNT']))
-    os.environ.setdefault('OMP_NUM_THREADS', str(_threads))
-    torch.set_num_threads(_threads)
+    _share = (os.cpu_count() or 1) // int(os.environ['PYTEST_XDIST_WORKER_COUNT'])
+    os.environ.setdefault('OMP_NUM_THREADS', str(max(1, _share)))
+    torch.set_num_threads(int(os.environ['OMP_NUM_THREADS']))
 
 
 def pytest_configure(config):
