@@ -25,15 +25,6 @@ def pytest_configure(config):
     config.pluginmanager.register(SkipPolicy(), 'stm_mm_skip_policy')
 
 
-@pytest.hookimpl(trylast=True)  # after the folders' conftests have marked theirs
-def pytest_collection_modifyitems(items):
-    """Tests marked `serial` (torchrun jobs, compilers and multi-threaded runs that want the
-    whole machine) all run on one xdist worker, one after another."""
-    for item in items:
-        if item.get_closest_marker('serial'):
-            item.add_marker(pytest.mark.xdist_group('serial'))
-
-
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

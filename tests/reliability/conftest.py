@@ -7,12 +7,11 @@ import torch
 from .common import tiny_cfg, write_image_folder
 
 
-def pytest_collection_modifyitems(items):
-    """The 2-process torchrun jobs of test_dist_errors.py run in the `serial` group (the root
-    conftest sends it to one xdist worker)."""
-    for item in items:
-        if str(item.path) == osp.join(osp.dirname(osp.abspath(__file__)), 'test_dist_errors.py'):
-            item.add_marker(pytest.mark.serial)
+def pytest_itemcollected(item):
+    """The 2-process torchrun jobs of test_dist_errors.py are `serial` (`make test` runs them
+    after the parallel pass, alone)."""
+    if item.path.name == 'test_dist_errors.py':
+        item.add_marker(pytest.mark.serial)
 
 
 @pytest.fixture(autouse=True)
