@@ -7,6 +7,13 @@ import torch
 from .common import tiny_cfg, write_image_folder
 
 
+def pytest_itemcollected(item):
+    """The 2-process torchrun jobs of test_dist_errors.py are `serial` (`make test` runs them
+    after the parallel pass, alone)."""
+    if item.path.name == 'test_dist_errors.py':
+        item.add_marker(pytest.mark.serial)
+
+
 @pytest.fixture(autouse=True)
 def _one_thread_and_restore():
     """All compared runs use one intra-op thread (the thread count changes float sums), and the

@@ -11,7 +11,8 @@ import torch.nn as nn
 from stm_mm.analysis.erf import centre_response, erf_maps, erf_ratio, erf_side, log_scaled
 from stm_mm.analysis.loaded_model import load_model
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from .. import ROOT
+
 STMS = ('halo', 'pvt', 'swin', 'dwconv', 'dcnv3')
 
 

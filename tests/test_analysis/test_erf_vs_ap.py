@@ -9,7 +9,7 @@ import pytest
 
 from stm_mm.analysis import erf_vs_ap as eva
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from .. import ROOT
 
 
 def _cli():

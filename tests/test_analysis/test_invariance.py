@@ -12,7 +12,7 @@ from PIL import Image
 
 from stm_mm.analysis import invariance as inv
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from .. import ROOT
 
 
 def _cli():

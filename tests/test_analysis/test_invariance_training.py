@@ -8,7 +8,8 @@ import torch
 
 from stm_mm.analysis import invariance as inv
 
-from .test_invariance import ROOT, _cli
+from .. import ROOT
+from .test_invariance import _cli
 
 
 def _touch(folder, *names):

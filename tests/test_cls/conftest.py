@@ -1,8 +1,4 @@
-import os.path as osp
-
 import pytest
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(scope='session')

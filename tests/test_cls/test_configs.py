@@ -10,26 +10,18 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 
 import stm_mm  # noqa: F401  (registers the models)
 from stm_mm.converters import stm_mm_to_official
 
-from ..official_keys import official_keys
+from .. import ROOT
+from ..official_keys import OFFICIAL_PARAMS, official_keys
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLS_DIR = osp.join(ROOT, 'configs', 'cls')
 
 STMS = ('halo', 'pvt', 'swin', 'dwconv', 'dcnv3')
 SCALES = ('micro', 'tiny', 'small', 'base')
-# The authors' models: all parameters with 1000 classes (counted on the authors' code).
-PARAMS = {
-    'halo': (4389672, 31523176, 52831336, 93327336),
-    'pvt': (4454056, 31157736, 50887656, 91566312),
-    'swin': (4381042, 31540546, 52867666, 93388576),
-    'dwconv': (4439624, 31912360, 54393640, 95865576),
-    'dcnv3': (4302692, 29933272, 50082280, 97465192),
-}
 ATTENTION = ('halo', 'pvt', 'swin')
 
 
@@ -44,20 +36,8 @@ CONFIGS = _all_cls_configs()
 
 @pytest.fixture(scope='module', autouse=True)
 def _mmpretrain_scope():
-    init_default_scope('mmpretrain')
-
-
-def _model_cfg(cfg):
-    model = cfg.model.copy()
-    if 'data_preprocessor' in cfg:  # what the Runner does
-        model.setdefault('data_preprocessor', cfg.data_preprocessor)
-    return model
-
-
-def _build_model(cfg, device):
-    from mmpretrain.registry import MODELS
-    with torch.device(device):
-        return MODELS.build(_model_cfg(cfg))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield
 
 
 def test_config_inventory():
@@ -69,7 +49,7 @@ def test_config_inventory():
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, CLS_DIR))
-def test_config_builds(path):
+def test_config_builds(path, meta_model):
     from mmcv.transforms import Compose
     from mmengine.optim import build_optim_wrapper
     from mmpretrain.registry import TRANSFORMS
@@ -79,12 +59,11 @@ def test_config_builds(path):
     assert 'stm_mm' in cfg.custom_imports['imports']
 
     # model (meta device: no memory even for the base models) + optimiser wrapper on it
-    model = _build_model(cfg, 'meta')
+    model = meta_model(path)
     backbone = cfg.model.backbone
     n_params = sum(p.numel() for p in model.parameters())
     if cfg.model.head.num_classes == 1000:
-        scale_index = SCALES.index(backbone.arch)
-        assert n_params == PARAMS[backbone.stm][scale_index]
+        assert n_params == OFFICIAL_PARAMS[(backbone.stm, backbone.arch)]
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     grouped = sum(p.numel() for g in optim_wrapper.optimizer.param_groups for p in g['params'])
     assert grouped == n_params
@@ -173,13 +152,14 @@ def _official_shapes(stm, model):
 
 
 @pytest.mark.parametrize('stm', STMS)
-def test_weight_decay_groups_match_authors(stm):
+def test_weight_decay_groups_match_authors(stm, meta_model):
     """Decay exactly where the authors' timm optimiser decayed (their timm optimiser's rule):
     not for 1-D parameters (in the authors' shapes), names ending in `.bias` and
     `relative_position_bias_table`; everything else."""
     from mmengine.optim import build_optim_wrapper
-    cfg = Config.fromfile(osp.join(CLS_DIR, f'u_{stm}_micro_in1k.py'))
-    model = _build_model(cfg, 'meta')
+    path = osp.join(CLS_DIR, f'u_{stm}_micro_in1k.py')
+    cfg = Config.fromfile(path)
+    model = meta_model(path)
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     decay_of = {}
     for group in optim_wrapper.optimizer.param_groups:

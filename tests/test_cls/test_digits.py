@@ -11,7 +11,7 @@ from PIL import Image
 from stm_mm.datasets import (DIGIT_CLASSES, digit_to_image, is_converted, load_digit_arrays,
                              split_indices, write_digits_imagefolder)
 
-from .conftest import ROOT
+from .. import ROOT
 
 
 def test_split_is_stratified_and_seeded():

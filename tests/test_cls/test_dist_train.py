@@ -8,7 +8,10 @@ import re
 import socket
 import subprocess
 
-from .conftest import ROOT, data_options
+import pytest
+
+from .. import ROOT
+from .conftest import data_options
 
 
 def _free_port():
@@ -17,6 +20,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.serial  # a 2-process torchrun job
 def test_dist_train_two_processes(tiny_digits, tmp_path):
     work_dir = str(tmp_path / 'work')
     # 20 train images, 5 per process and iteration: 2 iterations per epoch with 2 processes

@@ -20,7 +20,7 @@ from mmpretrain.structures import DataSample
 from stm_mm.checkpoint_io import load_checkpoint
 from stm_mm.engine import DualEvalEMAHook, ReliableRunner, apply_cli_options
 
-from .conftest import ROOT
+from .. import ROOT
 
 LABELS = [0, 1, 2, 0, 1, 2]
 # weights -> accuracy on LABELS with one-hot inputs (bias breaks ties)

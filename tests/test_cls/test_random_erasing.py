@@ -201,7 +201,7 @@ def test_imagenet_configs_use_it():
     from mmengine.config import Config
     from mmengine.registry import TRANSFORMS
 
-    from .conftest import ROOT
+    from .. import ROOT
     cfg = Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'datasets',
                                    'imagenet_bs128_unified.py'))
     types = [t['type'] for t in cfg.train_pipeline]

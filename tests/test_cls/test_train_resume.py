@@ -13,7 +13,8 @@ from mmengine.hooks import Hook
 
 from stm_mm.engine import apply_cli_options, build_runner
 
-from .conftest import ROOT, data_options
+from .. import ROOT
+from .conftest import data_options
 
 STMS = ('halo', 'pvt', 'swin', 'dwconv', 'dcnv3')
 BATCH = 10  # the whole tiny train split (1 image per class): every iteration sees it all

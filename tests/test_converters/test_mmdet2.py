@@ -17,10 +17,9 @@ from stm_mm.converters import _DROPPED
 from stm_mm.models import STM_NAMES
 from stm_mm.transfer import mmdet2_to_stm_mm
 
+from .. import ROOT
 from ..official_keys import official_keys
 from ..test_det.common import stm_mm_to_mmdet2
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def build_detector(stm, scale='micro'):

@@ -16,10 +16,10 @@ from stm_mm.converters import official_to_stm_mm
 from stm_mm.models import SCALES, STM_NAMES
 from stm_mm.zoo import to_stm_mm_layout
 
+from .. import ROOT
 from .test_mmdet2 import authors_detector_state_dict, build_detector
 from .test_official_classification import official_state_dict
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # stm_mm mixer -> the name in the authors' release files (docs/classification.md)
 RELEASE_NAME = dict(halo='halonet', pvt='pvt', swin='swin', dwconv='convnext',
                     dcnv3='internimage')

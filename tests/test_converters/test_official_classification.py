@@ -16,9 +16,8 @@ from mmengine.config import Config
 from stm_mm.converters import _DROPPED, official_to_stm_mm, stm_mm_to_official
 from stm_mm.models import SCALES, STM_NAMES
 
+from .. import ROOT
 from ..official_keys import official_keys
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def official_state_dict(stm, scale, seed=0):

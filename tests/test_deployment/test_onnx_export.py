@@ -24,7 +24,8 @@ from stm_mm.models.utils.windows import traced_shifted_window_order as shifted_w
 from stm_mm.models.utils.windows import traced_swin_shift_mask as swin_shift_mask
 from stm_mm.ops.impl_switch import forced_impls
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from .. import ROOT
+
 ATOL = 1e-4
 TINY = dict(base='micro', depths=(1, 2, 1, 2))  # odd blocks in two stages: shifted Swin blocks
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from .. import ROOT
 
 
 def det_config(stm, scale='micro'):

@@ -7,7 +7,8 @@ import torch
 
 from stm_mm.models import ARCH_ZOO, SCALES, STM_NAMES
 
-from .common import ROOT, build_detector, det_config, digits_config, register, stm_mm_to_mmdet2
+from .. import ROOT
+from .common import build_detector, det_config, digits_config, register, stm_mm_to_mmdet2
 
 ALL = [(stm, scale) for stm in STM_NAMES for scale in SCALES]
 # drop-path rates of the authors' Mask R-CNN configs

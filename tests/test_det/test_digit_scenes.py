@@ -9,7 +9,7 @@ import pytest
 
 from stm_mm.datasets.digit_scenes import CLASSES, generate_digit_scenes, read_info
 
-from .common import ROOT
+from .. import ROOT
 
 
 @pytest.fixture(scope='module')

@@ -14,11 +14,11 @@ import torch
 
 from stm_mm.datasets.digit_scenes import generate_digit_scenes
 
-from .common import ROOT
+from .. import ROOT
 from .test_coco_metric import COCO_KEYS
 from .test_transfer import build_classifier, random_state
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # a 2-process torchrun job among them
 PYTHON = sys.executable
 CONFIG = 'configs/det/digit_scenes/u_halo_micro_maskrcnn_digits.py'
 

@@ -14,7 +14,8 @@ from stm_mm.models import STM_NAMES
 from stm_mm.transfer import (cls_to_det, det_to_cls, resize_halo_rel_table,
                              resize_swin_bias_table, transfer_cls_to_det)
 
-from .common import ROOT, build_detector, digits_config
+from .. import ROOT
+from .common import build_detector, digits_config
 
 
 def build_classifier(stm, **backbone):

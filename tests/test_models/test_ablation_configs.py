@@ -6,7 +6,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from .. import ROOT
+
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, 'configs/cls/ablation/*.py')))
 
 

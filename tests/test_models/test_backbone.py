@@ -7,21 +7,8 @@ from mmengine.config import Config
 
 from stm_mm.models import ARCH_ZOO, SCALES, STM_NAMES, UnifiedBackbone
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# All parameters of the authors' models with a 1000-class head (counted on the authors' code).
-OFFICIAL_PARAMS = {
-    ('halo', 'micro'): 4_389_672, ('halo', 'tiny'): 31_523_176,
-    ('halo', 'small'): 52_831_336, ('halo', 'base'): 93_327_336,
-    ('pvt', 'micro'): 4_454_056, ('pvt', 'tiny'): 31_157_736,
-    ('pvt', 'small'): 50_887_656, ('pvt', 'base'): 91_566_312,
-    ('swin', 'micro'): 4_381_042, ('swin', 'tiny'): 31_540_546,
-    ('swin', 'small'): 52_867_666, ('swin', 'base'): 93_388_576,
-    ('dwconv', 'micro'): 4_439_624, ('dwconv', 'tiny'): 31_912_360,
-    ('dwconv', 'small'): 54_393_640, ('dwconv', 'base'): 95_865_576,
-    ('dcnv3', 'micro'): 4_302_692, ('dcnv3', 'tiny'): 29_933_272,
-    ('dcnv3', 'small'): 50_082_280, ('dcnv3', 'base'): 97_465_192,
-}
+from .. import ROOT
+from ..official_keys import OFFICIAL_PARAMS
 
 
 def model_config(stm, scale):
@@ -29,10 +16,12 @@ def model_config(stm, scale):
 
 
 @pytest.mark.parametrize('stm,scale', sorted(OFFICIAL_PARAMS))
-def test_parameter_count_equals_authors(stm, scale):
-    from mmpretrain.registry import MODELS
-    with torch.device('meta'):
-        model = MODELS.build(model_config(stm, scale).model)
+def test_parameter_count_equals_authors(stm, scale, meta_model):
+    """The model config is the authors' model; its ImageNet config (tests/test_cls/test_configs.py
+    builds it) uses it unchanged, so the session's one build of that config is counted here."""
+    in1k = os.path.join(ROOT, f'configs/cls/u_{stm}_{scale}_in1k.py')
+    assert Config.fromfile(in1k).model.to_dict() == model_config(stm, scale).model.to_dict()
+    model = meta_model(in1k)
     assert sum(p.numel() for p in model.parameters()) == OFFICIAL_PARAMS[(stm, scale)]
 
 

@@ -17,9 +17,10 @@ from stm_mm.models.mixers import DCNv3Mixer
 from stm_mm.ops import (DCNv3FallbackWarning, dcnv3, dcnv3_available, dcnv3_compiled,
                         dcnv3_func, dcnv3_reference)
 
+from .. import ROOT
+
 # the module, not the function stm_mm.ops.dcnv3 that shadows it as a package attribute
 dcnv3_module = importlib.import_module('stm_mm.ops.dcnv3')
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXT = dcnv3_func._ext
 needs_ext = pytest.mark.skipif(
     EXT is None, reason=f'stm_mm._ext is not built ({dcnv3_func._EXT_ERROR}); build it with '
@@ -350,7 +351,7 @@ def test_import_without_extension():
     """)
     env = dict(os.environ)
     env.pop('STM_MM_DCNV3_IMPL', None)
-    result = subprocess.run([sys.executable, '-c', code], cwd=REPO, env=env,
+    result = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith('ok (1, 4, 4, 16)')
@@ -418,6 +419,7 @@ CUDA_HOME = os.environ.get('CUDA_HOME', '/usr/local/cuda')
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # nvcc and g++ with MAX_JOBS=2
 @pytest.mark.cuda
 @pytest.mark.skipif(not os.path.exists(os.path.join(CUDA_HOME, 'bin', 'nvcc')),
                     reason=f'nvcc not found under CUDA_HOME={CUDA_HOME}')
@@ -427,7 +429,7 @@ def test_cuda_sources_compile(tmp_path):
     code = textwrap.dedent(f"""
         import glob, torch
         from torch.utils.cpp_extension import load
-        csrc = {os.path.join(REPO, 'ops', 'csrc')!r}
+        csrc = {os.path.join(ROOT, 'ops', 'csrc')!r}
         sources = sorted(glob.glob(csrc + '/*.cpp') + glob.glob(csrc + '/cpu/*.cpp') +
                          glob.glob(csrc + '/cuda/*.cu'))
         assert any(s.endswith('.cu') for s in sources), sources
@@ -447,7 +449,7 @@ def test_cuda_sources_compile(tmp_path):
     env = dict(os.environ, CUDA_HOME=CUDA_HOME, TORCH_CUDA_ARCH_LIST='8.0;9.0',
                TORCH_EXTENSIONS_DIR=str(tmp_path), MAX_JOBS='2')
     env.pop('FORCE_CUDA', None)
-    result = subprocess.run([sys.executable, '-c', code], cwd=REPO, env=env,
+    result = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert 'CPU path ok' in result.stdout
@@ -466,7 +468,7 @@ def test_benchmark_tool_writes_records(tmp_path, monkeypatch, capsys):
     assert [c['size'] for c in benchmark.benchmark_cases()[4:]] == [(200, 304), (100, 152),
                                                                      (50, 76), (25, 38)]
     spec = importlib.util.spec_from_file_location(
-        'benchmark_dcnv3', os.path.join(REPO, 'tools', 'analysis_tools', 'benchmark_dcnv3.py'))
+        'benchmark_dcnv3', os.path.join(ROOT, 'tools', 'analysis_tools', 'benchmark_dcnv3.py'))
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     tiny = [dict(case='tiny', batch=1, size=(5, 6), channels=32, groups=2)]

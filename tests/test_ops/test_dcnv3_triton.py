@@ -13,9 +13,8 @@ from stm_mm.models.mixers import DCNv3Mixer
 from stm_mm.ops import dcnv3, dcnv3_reference, dcnv3_softmax
 from stm_mm.ops.triton import triton_unavailable_reason
 
+from .. import ROOT
 from .test_dcnv3_op import make_case
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def cuda(test):
@@ -145,7 +144,7 @@ def test_compile_specs_name_every_kernel_parameter():
 def test_benchmark_tool_dry_run_on_cpu(tmp_path):
     """The tool times the Triton kernels (under the interpreter) beside the reference."""
     spec = importlib.util.spec_from_file_location(
-        'benchmark_dcnv3', os.path.join(REPO, 'tools', 'analysis_tools', 'benchmark_dcnv3.py'))
+        'benchmark_dcnv3', os.path.join(ROOT, 'tools', 'analysis_tools', 'benchmark_dcnv3.py'))
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     path = tmp_path / 'records.json'

@@ -1,13 +1,14 @@
 """The repository stands on its own: vendored facts, no path outside it, no silent skips."""
 import os
 import os.path as osp
-import subprocess
-import sys
-import textwrap
+from types import SimpleNamespace
 
+import pytest
+
+from .. import ROOT
 from ..official_keys import OFFICIAL_NAME, official_keys
+from ..skip_policy import SkipPolicy
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SKIP_DIRS = {'.git', '.venv', 'work_dirs', 'data', '__pycache__', 'build', 'dist'}
 
 
@@ -36,33 +37,54 @@ def test_no_reference_to_the_development_shelf():
     assert not found
 
 
-def _run_pytest(tmp_path, body, **env):
-    (tmp_path / 'test_case.py').write_text(textwrap.dedent(body))
-    return subprocess.run(
-        [sys.executable, '-m', 'pytest', '-p', 'tests.conftest', '-q', '-p', 'no:cacheprovider',
-         str(tmp_path / 'test_case.py')], cwd=ROOT, capture_output=True, text=True,
-        env={**os.environ, **env}, timeout=120)
+def _skip(name, reason, *markers):
+    keywords = {name: 1, 'test_case.py': 1, **{m: 1 for m in markers}}
+    return pytest.TestReport(f'test_case.py::{name}', ('test_case.py', 3, name), keywords,
+                             'skipped', ('test_case.py', 3, f'Skipped: {reason}'), 'setup')
 
 
-def test_only_gpu_tests_may_skip(tmp_path):
-    body = """
-        import pytest
+class _Terminal:
+    def __init__(self):
+        self.lines = []
 
-        @pytest.mark.cuda
-        @pytest.mark.skip(reason='no GPU')
-        def test_gpu():
-            pass
+    def section(self, title, **markup):
+        self.lines.append(title)
 
-        def test_cpu():
-            pass
-    """
-    assert _run_pytest(tmp_path, body).returncode == 0
-    body += """
-        @pytest.mark.skip(reason='fixture folder missing')
-        def test_needs_fixture():
-            pass
-    """
-    result = _run_pytest(tmp_path, body)
-    assert result.returncode == 1, result.stdout
-    assert 'test_needs_fixture: Skipped: fixture folder missing' in result.stdout
-    assert _run_pytest(tmp_path, body, STM_MM_ALLOW_SKIPS='1').returncode == 0
+    def line(self, text):
+        self.lines.append(text)
+
+
+def _finish(policy, reports, config=None):
+    """Feed ``reports`` to the policy as pytest (or, with ``config``, xdist's controller after
+    the worker's serialisation) would; the session's exit status and summary lines."""
+    for report in reports:
+        if config is not None:
+            data = config.hook.pytest_report_to_serializable(config=config, report=report)
+            report = config.hook.pytest_report_from_serializable(config=config, data=data)
+        policy.pytest_runtest_logreport(report)
+    session, terminal = SimpleNamespace(exitstatus=pytest.ExitCode.OK), _Terminal()
+    policy.pytest_terminal_summary(terminal)
+    policy.pytest_sessionfinish(session, pytest.ExitCode.OK)
+    return session.exitstatus, terminal.lines
+
+
+@pytest.mark.parametrize('from_worker', [False, True], ids=['in_process', 'xdist_worker'])
+def test_only_gpu_tests_may_skip(monkeypatch, pytestconfig, from_worker):
+    monkeypatch.delenv('STM_MM_ALLOW_SKIPS', raising=False)
+    config = pytestconfig if from_worker else None
+    gpu = _skip('test_gpu', 'no GPU', 'cuda')
+    assert _finish(SkipPolicy(), [gpu], config) == (pytest.ExitCode.OK, [])
+
+    status, lines = _finish(SkipPolicy(), [gpu, _skip('test_needs_fixture',
+                                                      'fixture folder missing')], config)
+    assert status == pytest.ExitCode.TESTS_FAILED
+    assert 'test_case.py::test_needs_fixture: Skipped: fixture folder missing' in lines
+    assert not any('test_gpu' in line for line in lines)
+
+    monkeypatch.setenv('STM_MM_ALLOW_SKIPS', '1')
+    assert _finish(SkipPolicy(), [gpu, _skip('test_needs_fixture', 'fixture folder missing')],
+                   config)[0] == pytest.ExitCode.OK
+
+
+def test_the_policy_is_this_sessions_plugin(pytestconfig):
+    assert isinstance(pytestconfig.pluginmanager.get_plugin('stm_mm_skip_policy'), SkipPolicy)

@@ -1,1 +1,0 @@
-from ..test_det.conftest import _restore_default_scope  # noqa: F401  (autouse fixture)
