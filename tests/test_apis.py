@@ -9,7 +9,8 @@ from mmengine.config import Config
 
 from stm_mm.apis import init_model, state_dict_of
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from . import ROOT
+
 DET_CONFIG = osp.join(ROOT, 'configs/det/digit_scenes/u_dwconv_micro_maskrcnn_digits.py')
 OFFICIAL_KEY = 'downsample_layers.0.stem.0.weight'  # the authors' name of backbone.stem.0.weight
 

@@ -14,7 +14,8 @@ import torch
 
 from stm_mm.checkpoint_io import load_checkpoint
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from .. import ROOT
+
 TRAIN_PY = osp.join(ROOT, 'tools', 'train.py')
 TEST_PY = osp.join(ROOT, 'tools', 'test.py')
 

@@ -1,7 +1,7 @@
 """stm_mm's Grad-CAM (``stm_mm.analysis.grad_cam``) against pytorch-grad-cam, and its figure tool."""
 import json
+import os.path as osp
 import runpy
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +16,8 @@ from torch.testing import assert_close
 import stm_mm  # noqa: F401  (registers UnifiedBackbone)
 from stm_mm.analysis.grad_cam import default_layer, grad_cam
 
-ROOT = Path(__file__).resolve().parents[2]
+from .. import ROOT
+
 ARCH = dict(base='micro', depths=(1, 1, 1, 1))
 
 
@@ -78,8 +79,8 @@ def test_grad_cam_refuses_a_channels_last_layer():
 def test_grad_cam_tool_writes_the_figure_and_records(tmp_path):
     image = tmp_path / 'digit.png'
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 48, 3), np.uint8)).save(image)
-    config = str(ROOT / 'configs/cls/digits/u_dwconv_micro_digits.py')
-    tool = runpy.run_path(str(ROOT / 'tools/analysis_tools/grad_cam.py'), run_name='grad_cam')
+    config = osp.join(ROOT, 'configs/cls/digits/u_dwconv_micro_digits.py')
+    tool = runpy.run_path(osp.join(ROOT, 'tools/analysis_tools/grad_cam.py'), run_name='grad_cam')
     out, records = tmp_path / 'cam.png', tmp_path / 'cam.json'
     assert tool['main']([
         '--models', f'{config}:none:A', f'{config}:none:B', '--images', str(image),

@@ -11,7 +11,8 @@ from stm_mm.models import STM_NAMES
 from stm_mm.models.mixers import MixerSpec, ShiftedWindowAttention, mixer_spec, mixer_specs
 from stm_mm.ops.impl_switch import forced_impl, forced_impls
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from .. import ROOT
+
 
 # what erf.STM_LABELS and get_flops.PAPER_CONVENTION said before the specs
 LABELS = dict(halo='U-HaloNet', pvt='U-PVT', swin='U-Swin', dwconv='U-DWConv',

@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from .. import ROOT
+
 TOOL = osp.join(ROOT, 'tools/analysis_tools/benchmark_vs_authors.py')
 
 

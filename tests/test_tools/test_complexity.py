@@ -6,7 +6,8 @@ from mmengine.config import Config
 
 from stm_mm.analysis.complexity import complexity
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from .. import ROOT
+
 
 # fvcore totals of the authors' micro models at 1x3x224x224 (conv + linear + matmul + LN x5 +
 # BN + avg-pool), and their conv + linear MACs.

@@ -17,7 +17,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from .. import ROOT
+
 DEMO_DIR = osp.join(ROOT, 'tools', 'demo')
 CLS_CONFIG = osp.join(ROOT, 'configs/cls/digits/u_dwconv_micro_digits.py')
 DET_CONFIG = osp.join(ROOT, 'configs/det/digit_scenes/u_dwconv_micro_maskrcnn_digits.py')

@@ -14,7 +14,8 @@ import sys
 import pytest
 from PIL import Image
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from .. import ROOT
+
 CONFIG = 'configs/cls/digits/u_dwconv_micro_digits.py'
 DET_CONFIG = 'configs/det/digit_scenes/u_dwconv_micro_maskrcnn_digits.py'
 
