@@ -16,11 +16,8 @@ Detection -> classification (:func:`det_to_cls`, ``cls2det.py --reverse``)
     reproduces the detector's stage-3 feature exactly) or renamed to ``stage_norms`` (the
     classification layout; an approximation because stage norms sit on the main path).
 
-The authors' mmdet 2.x Mask R-CNN checkpoints (:func:`mmdet2_to_stm_mm`, CLI
-``tools/model_converters/mmdet2_to_stm_mm.py``)
-    Backbone keys go through :mod:`stm_mm.converters`; the FPN, RPN and RoI-head keys of Mask
-    R-CNN did not change between mmdet 2.x and 3.x (mmdet 3.x serves its 2.x Mask R-CNN weights
-    unchanged), so they are copied after a check that every key is one of them.
+The authors' own files (their classification checkpoints, their mmdet 2.x Mask R-CNN) are
+converted in :mod:`stm_mm.authors_checkpoints`.
 
 Which weights of a classification checkpoint (:func:`stm_mm.apis.state_dict_of`, strict): the
 raw training weights by default, as the authors' detector (it loads ``checkpoint['model']``); the
@@ -30,14 +27,13 @@ Files are read with :func:`stm_mm.checkpoint_io.load_checkpoint` (never runs cod
 and written as ``.pth`` or ``.safetensors`` (``out_format``).
 """
 import re
+import re
 from collections import OrderedDict
 
 import torch.nn.functional as F
 
 from .apis import init_model, state_dict_of, strip_module_prefix
 from .checkpoint_io import load_checkpoint, save_checkpoint
-from .converters import (official_backbone_item, official_to_stm_mm, stm_from_keys,
-                         stm_mm_to_official)
 
 BACKBONE = 'backbone.'
 STAGE_NORM_REASON = ('classification stage norm (on the main path); the detection backbone '
@@ -45,9 +41,9 @@ STAGE_NORM_REASON = ('classification stage norm (on the main path); the detectio
 OUT_NORM_REASON = 'fresh LayerNorm of the detection backbone (weight 1, bias 0)'
 
 
-def _log(message, logger='current'):
+def log_message(message, logger='current'):
     from mmengine.logging import print_log
-    print_log(message, logger=logger)
+    printlog_message(message, logger=logger)
 
 
 def require_backbone(state_dict, src, what='classification backbone'):
@@ -262,9 +258,9 @@ def transfer_cls_to_det(src, dst=None, config=None, use_ema=False, out_format=No
     shapes = backbone_shapes(config) if config is not None else target_shapes
     det_state_dict, report = cls_to_det(state_dict, shapes)
     require_backbone(det_state_dict, name)
-    _log(f'cls2det: reading {name}: {source}', logger)
+    log_message(f'cls2det: reading {name}: {source}', logger)
     for line in report.summary_lines():
-        _log(f'cls2det: {line}', logger)
+        log_message(f'cls2det: {line}', logger)
     missing = [r[2] for r in report.keys('missing') if not r[2].startswith('backbone.out_norms.')]
     if missing:
         raise ValueError(f'the classification checkpoint {name} lacks {len(missing)} backbone '
@@ -280,7 +276,7 @@ def transfer_cls_to_det(src, dst=None, config=None, use_ema=False, out_format=No
     result = dict(state_dict=det_state_dict, meta=meta)
     if dst is not None:
         save_checkpoint(result, dst, out_format)
-        _log(f'cls2det: wrote {len(det_state_dict)} backbone tensors ({weights} weights) to '
+        log_message(f'cls2det: wrote {len(det_state_dict)} backbone tensors ({weights} weights) to '
              f'{dst}', logger)
     return result, report
 
@@ -303,124 +299,17 @@ def transfer_det_to_cls(src, dst=None, norms='output', head_from=None, out_forma
                              else head_from, 'raw', strict=True)
     cls_state_dict, report = det_to_cls(state_dict, norms=norms, head_state_dict=head)
     for line in report.summary_lines():
-        _log(f'det2cls: {line}', logger)
+        log_message(f'det2cls: {line}', logger)
     if norms == 'output':
-        _log("det2cls: build the classifier with model.backbone.norm_placement='output' "
+        log_message("det2cls: build the classifier with model.backbone.norm_placement='output' "
              '(out_indices=(3,)) to load this checkpoint', logger)
     if head is None:
-        _log('det2cls: no neck/head in the output (pass a classification checkpoint to copy '
+        log_message('det2cls: no neck/head in the output (pass a classification checkpoint to copy '
              'them); load it non-strictly or train a head', logger)
     result = dict(state_dict=cls_state_dict,
                   meta=dict(source=src if isinstance(src, str) else None, norms=norms,
                             converter='stm_mm.transfer.det_to_cls'))
     if dst is not None:
         save_checkpoint(result, dst, out_format)
-        _log(f'det2cls: wrote {len(cls_state_dict)} tensors to {dst}', logger)
+        log_message(f'det2cls: wrote {len(cls_state_dict)} tensors to {dst}', logger)
     return result, report
-
-
-# ---------------------------------------------------------------------------------------------
-# The authors' mmdet 2.x detectors
-
-# Mask R-CNN + FPN module names, identical in mmdet 2.x and 3.x.
-_DET_HEAD_KEYS = re.compile(
-    r'^(neck\.(lateral_convs|fpn_convs)\.\d+\.conv\.(weight|bias)'
-    r'|rpn_head\.rpn_(conv|cls|reg)\.(weight|bias)'
-    r'|roi_head\.bbox_head\.(shared_fcs\.\d+|fc_cls|fc_reg)\.(weight|bias)'
-    r'|roi_head\.mask_head\.(convs\.\d+\.conv|upsample|conv_logits)\.(weight|bias))$')
-
-
-def mmdet2_to_stm_mm(state_dict):
-    """The authors' mmdet 2.x Mask R-CNN state dict -> stm_mm's mmdet 3.x ``MaskRCNN`` keys.
-
-    Returns ``(state_dict, TransferReport)``. Unknown keys raise ``KeyError``.
-    """
-    report = TransferReport()
-    backbone = OrderedDict()
-    out = OrderedDict()
-    for key, value in strip_module_prefix(state_dict).items():
-        if key.startswith(BACKBONE):
-            backbone[key[len(BACKBONE):]] = value
-        elif _DET_HEAD_KEYS.match(key):
-            out[key] = value
-            report.add('loaded', key, key)
-        else:
-            raise KeyError(f'Unrecognised key in the mmdet 2.x checkpoint: {key!r} (expected '
-                           'Mask R-CNN with FPN: backbone., neck., rpn_head., roi_head.)')
-    converted = OrderedDict()
-    stm = stm_from_keys(backbone)
-    for key, value in backbone.items():
-        item = official_backbone_item(key, value, stm)
-        if item is None:
-            report.add('dropped', BACKBONE + key, None,
-                       'derived from sizes (Swin relative_position_index / attn_mask)')
-            continue
-        new_key, new_value = item
-        if new_key.startswith('stage_norms.'):
-            report.add('dropped', BACKBONE + key, None, STAGE_NORM_REASON)
-            continue
-        converted[BACKBONE + new_key] = new_value
-        report.add('loaded', BACKBONE + key, BACKBONE + new_key)
-    converted.update(out)
-    return converted, report
-
-
-def convert_mmdet2_checkpoint(src, dst=None, out_format=None, logger='current'):
-    """File-level :func:`mmdet2_to_stm_mm`; keeps ``meta`` (``CLASSES`` -> ``dataset_meta``)."""
-    checkpoint = load_checkpoint(src) if isinstance(src, str) else src
-    name = src if isinstance(src, str) else '<dict>'
-    state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state_dict, dict):
-        raise ValueError(f'{name} is not an mmdet checkpoint (a dict with `state_dict`)')
-    converted, report = mmdet2_to_stm_mm(state_dict)
-    require_backbone(converted, name, 'detection backbone')
-    for line in report.summary_lines():
-        _log(f'mmdet2_to_stm_mm: {line}', logger)
-    meta = dict(converter='stm_mm.transfer.mmdet2_to_stm_mm',
-                source=src if isinstance(src, str) else None)
-    old_meta = checkpoint.get('meta')
-    if isinstance(old_meta, dict):
-        classes = old_meta.get('CLASSES')
-        if classes is not None:
-            meta['dataset_meta'] = dict(classes=tuple(classes))
-        for key in ('mmdet_version', 'epoch', 'iter'):
-            if key in old_meta:
-                meta[f'source_{key}'] = old_meta[key]
-    result = dict(state_dict=converted, meta=meta)
-    if dst is not None:
-        save_checkpoint(result, dst, out_format)
-        _log(f'mmdet2_to_stm_mm: wrote {len(converted)} tensors to {dst}', logger)
-    return result, report
-
-
-# ---------------------------------------------------------------------------------------------
-# The authors' classification checkpoints (file level; key maps in stm_mm.converters)
-
-
-def official_checkpoint_to_stm_mm(checkpoint, use_ema=False, name='the checkpoint'):
-    """Authors' ``{'model': ..., ['model_ema': ...]}`` -> ``{'state_dict': ..., 'meta': ...}``.
-
-    ``model`` (raw weights) by default, ``model_ema`` with ``use_ema``; ``meta['weights']``
-    records which.
-    """
-    key = 'model_ema' if use_ema else 'model'
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get(key), dict):
-        found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise ValueError(f"{name} is not the authors' classification checkpoint: expected a "
-                         f'{key!r} entry, found {found}')
-    state_dict = strip_module_prefix(checkpoint[key])
-    meta = dict(converter='stm_mm.converters.official_to_stm_mm', source_weights=key,
-                weights='ema' if use_ema else 'raw')
-    if 'epoch' in checkpoint and isinstance(checkpoint['epoch'], int):
-        meta['source_epoch'] = checkpoint['epoch']
-    converted = official_to_stm_mm(state_dict)
-    require_backbone(converted, name)
-    return dict(state_dict=converted, meta=meta)
-
-
-def stm_mm_checkpoint_to_official(checkpoint, stm=None):
-    """stm_mm classifier checkpoint (raw weights) -> the authors' ``{'model': ...}`` layout."""
-    state_dict = state_dict_of(checkpoint, 'raw', strict=True)
-    require_backbone(state_dict, 'the checkpoint')
-    stm = stm or stm_from_keys(state_dict)
-    return dict(model=stm_mm_to_official(state_dict, stm)), stm

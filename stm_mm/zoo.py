@@ -20,7 +20,7 @@ mmdet's ``DetInferencer``) accepts the authors' files:
   (``downsample_layers.*``, ``stages.i.j.*``): ``official_checkpoint_to_stm_mm`` on ``model``
   (``model_ema`` when it is the only one), as ``tools/model_converters/official_to_stm_mm.py``;
 * detection, mmdet 2.x ``{'state_dict': {'backbone.downsample_layers.*', 'neck.*', ...}}``:
-  ``convert_mmdet2_checkpoint``, as ``tools/model_converters/mmdet2_to_stm_mm.py``.
+  ``stm_mm.authors_checkpoints.convert_mmdet2_checkpoint``, as ``tools/model_converters/mmdet2_to_stm_mm.py``.
 
 Anything else is returned unchanged.
 """
@@ -31,7 +31,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .transfer import convert_mmdet2_checkpoint, official_checkpoint_to_stm_mm
+from .authors_checkpoints import convert_mmdet2_checkpoint, official_checkpoint_to_stm_mm
 
 MIM_ROOT = Path(__file__).resolve().parent / '.mim'
 CLS_METAFILE = MIM_ROOT / 'configs' / 'cls' / 'metafile.yml'
@@ -61,11 +61,11 @@ def to_stm_mm_layout(checkpoint):
     weights = [k for k in ('model', 'model_ema') if _has_key(checkpoint.get(k), _AUTHORS_CLS_KEY)]
     if weights:
         _log(f"the authors' classification checkpoint: converting its `{weights[0]}` with "
-             'stm_mm.transfer.official_checkpoint_to_stm_mm')
+             'stm_mm.authors_checkpoints.official_checkpoint_to_stm_mm')
         return official_checkpoint_to_stm_mm(checkpoint, use_ema=weights[0] == 'model_ema')
     if _has_key(checkpoint.get('state_dict'), _AUTHORS_DET_KEY):
         _log("the authors' mmdet 2.x detector: converting it with "
-             'stm_mm.transfer.convert_mmdet2_checkpoint')
+             'stm_mm.authors_checkpoints.convert_mmdet2_checkpoint')
         return convert_mmdet2_checkpoint(checkpoint)[0]
     return checkpoint
 

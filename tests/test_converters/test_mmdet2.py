@@ -15,7 +15,7 @@ from mmengine.config import Config
 
 from stm_mm.converters import _DROPPED
 from stm_mm.models import STM_NAMES
-from stm_mm.transfer import mmdet2_to_stm_mm
+from stm_mm.authors_checkpoints import mmdet2_to_stm_mm
 
 from .. import ROOT
 from ..official_keys import official_keys

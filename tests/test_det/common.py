@@ -20,7 +20,7 @@ def digits_config(stm):
 
 def stm_mm_to_mmdet2(state_dict, stm):
     """stm_mm detector keys -> the authors' mmdet 2.x keys: the inverse of
-    :func:`stm_mm.transfer.mmdet2_to_stm_mm`, to write checkpoints in their layout."""
+    :func:`stm_mm.authors_checkpoints.mmdet2_to_stm_mm`, to write checkpoints in their layout."""
     from stm_mm.converters import stm_mm_to_official
     backbone = {k: v for k, v in state_dict.items() if k.startswith('backbone.')}
     out = {'backbone.' + k: v for k, v in stm_mm_to_official(backbone, stm).items()}

@@ -14,7 +14,7 @@ from stm_mm.apis import init_model
 from stm_mm.checkpoint_io import add_converter_options
 from stm_mm.engine.cli import run_cli
 from stm_mm.tool_args import ToolArgumentParser
-from stm_mm.transfer import convert_mmdet2_checkpoint
+from stm_mm.authors_checkpoints import convert_mmdet2_checkpoint
 
 
 def parse_args(argv=None):

@@ -16,11 +16,11 @@ files that need full unpickling). Errors are one line ``error: ...`` (``--debug`
 import torch
 
 from stm_mm.apis import init_model
+from stm_mm.authors_checkpoints import official_checkpoint_to_stm_mm, stm_mm_checkpoint_to_official
 from stm_mm.checkpoint_io import add_converter_options, load_checkpoint, save_checkpoint
 from stm_mm.engine.cli import run_cli
 from stm_mm.models.mixers import mixer_specs
 from stm_mm.tool_args import ToolArgumentParser
-from stm_mm.transfer import official_checkpoint_to_stm_mm, stm_mm_checkpoint_to_official
 
 
 def parse_args(argv=None):
