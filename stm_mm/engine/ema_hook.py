@@ -17,6 +17,7 @@ from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 from mmengine.runner.amp import autocast
 
+from ..apis import state_dict_of
 from ..patches import load_request, swap_ema_parameters
 
 EMA_SUFFIX = '_ema'
@@ -40,11 +41,9 @@ def restore_prefix(evaluator, saved):
 def raw_weights_of(checkpoint):
     """The raw training weights of an ``EMAHook`` checkpoint (``ema_state_dict`` without the
     ``module.`` prefix), or None when the file holds only one set of weights."""
-    ema_state = checkpoint.get('ema_state_dict')
-    if not isinstance(ema_state, dict):
+    if not isinstance(checkpoint.get('ema_state_dict'), dict):
         return None
-    raw = {k[len('module.'):]: v for k, v in ema_state.items() if k.startswith('module.')}
-    return raw or None
+    return state_dict_of(checkpoint, 'raw', strict=True)
 
 
 @HOOKS.register_module()
