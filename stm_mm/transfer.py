@@ -43,7 +43,7 @@ OUT_NORM_REASON = 'fresh LayerNorm of the detection backbone (weight 1, bias 0)'
 
 def log_message(message, logger='current'):
     from mmengine.logging import print_log
-    printlog_message(message, logger=logger)
+    print_log(message, logger=logger)
 
 
 def require_backbone(state_dict, src, what='classification backbone'):

@@ -5,6 +5,7 @@ demo leaves it, and on an initialised digit-scenes Mask R-CNN (mmdet's browse_da
 confusion_matrix and analyze_results). The process boundary is the behaviour under test: these
 are command-line tools.
 """
+import json
 import os
 import os.path as osp
 import shutil
@@ -77,9 +78,12 @@ def test_openmmlab_tools_script_on_a_demo_layout(tmp_path):
     assert (out / 'results.pkl').stat().st_size > 0
     assert sorted(p.name for p in (out / 'results').iterdir()) == ['fail', 'success']
     assert 'total:' in result.stdout  # get_flops
-    # mmdet's tools on the detector: both training scenes drawn, a confusion matrix over the 10
+    # mmdet's tools on the detector: every training scene drawn, a confusion matrix over the 10
     # digits (+ background), the best and worst validation scenes by mAP
-    assert len(list((out / 'det_browse').glob('*.jpg'))) == 2
+    with open(osp.join(scenes, 'annotations', 'instances_train.json')) as f:
+        train_images = len(json.load(f)['images'])
+    assert len(list((out / 'det_browse').glob('*.png'))) == train_images
     assert min(Image.open(out / 'det' / 'confusion_matrix.png').size) > 100
     assert (out / 'det_results.pkl').stat().st_size > 0
-    assert sorted(p.name for p in (out / 'det_results').iterdir()) == ['bad', 'good']
+    assert len(list((out / 'det_results' / 'good').glob('*.png'))) >= 1
+    assert len(list((out / 'det_results' / 'bad').glob('*.png'))) >= 1
