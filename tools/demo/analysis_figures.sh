@@ -171,7 +171,7 @@ if [ ${#det_specs[@]} -gt 0 ] && [ -f "$DET_DATA" ]; then
   done
   if [ ${#ap_specs[@]} -gt 0 ]; then
     echo "== ERF@50 against AP by object size -> $ANALYSIS_DIR/erf_vs_ap"
-    "$PY" tools/analysis_tools/erf_vs_ap.py --json "${ap_specs[@]}" \
+    "$PY" tools/analysis_tools/erf_vs_ap.py --from-json "${ap_specs[@]}" \
         --out-dir "$ANALYSIS_DIR/erf_vs_ap" \
         --title "digit-scenes micro detectors: AP by object size against ERF@50"
     cp "$ANALYSIS_DIR"/erf_vs_ap/erf_vs_ap.{png,json,csv} "$OUT/"
