@@ -23,7 +23,7 @@ before it reads any. Library code reading checkpoints with MMEngine without buil
 ``UnifiedBackbone`` calls ``stm_mm.patches.install()`` itself.
 
 Private MMEngine names still used (each behind one function here, checked by
-``tests/reliability/test_patches.py`` so that an MMEngine upgrade fails with one message):
+``tests/test_engine/test_patches.py`` so that an MMEngine upgrade fails with one message):
 
 * ``Runner._<split>_dataloader`` / ``_<split>_evaluator``: the configs before the Runner builds
   them; the pre-flight checks edit them (no public accessor returns the unbuilt config);
@@ -38,7 +38,7 @@ Private MMEngine names still used (each behind one function here, checked by
 import os
 import os.path as osp
 
-# name -> (owner, why); what tests/reliability/test_patches.py checks
+# name -> (owner, why); what tests/test_engine/test_patches.py checks
 PRIVATE_NAMES = {
     'Runner._train_dataloader': 'pre-flight checks edit the unbuilt dataloader config',
     'Runner._val_dataloader': 'pre-flight checks edit the unbuilt dataloader config',

@@ -1,5 +1,7 @@
 import copy
 import os
+import os.path as osp
+import shutil
 import sys
 
 import pytest
@@ -28,6 +30,20 @@ def pytest_configure(config):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_and_restore():
+    """Every test computes with one intra-op thread (tiny tensors: as fast on an idle machine,
+    far faster on a busy one, and compared runs need the same thread count, which changes float
+    sums); the thread count and the switches a deterministic run sets are put back after it."""
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.deterministic = False
 
 
 @pytest.fixture(autouse=True)
@@ -71,3 +87,58 @@ def _fresh_dynamo():
     yield
     if 'torch._dynamo' in sys.modules:
         torch._dynamo.reset()
+
+
+@pytest.fixture(scope='session')
+def tiny_digits(tmp_path_factory):
+    """A tiny image folder written by the digits converter: 2 images per class and split."""
+    from stm_mm.datasets import write_digits_imagefolder
+    root = str(tmp_path_factory.mktemp('tiny_digits'))
+    write_digits_imagefolder(root, size=32, per_class_limit=2)
+    return root
+
+
+@pytest.fixture(scope='session')
+def one_digit_per_class(tmp_path_factory):
+    """The smallest image folder: 1 image per class and split (one batch of 10)."""
+    from stm_mm.datasets import write_digits_imagefolder
+    root = str(tmp_path_factory.mktemp('one_digit_per_class'))
+    write_digits_imagefolder(root, size=32, per_class_limit=1)
+    return root
+
+
+@pytest.fixture(scope='session')
+def image_folder(tmp_path_factory):
+    """A tiny random image folder for the training-fault tests (helpers/tiny_training.py)."""
+    from .helpers.tiny_training import write_image_folder
+    return write_image_folder(str(tmp_path_factory.mktemp('rel_images')))
+
+
+@pytest.fixture(scope='session')
+def reference_run(tmp_path_factory, image_folder):
+    """An uninterrupted 6-iteration run (validation every 2, checkpoints at 2, 4, 6 kept)."""
+    from stm_mm.engine import build_runner
+
+    from .helpers.tiny_training import tiny_cfg
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        work_dir = str(tmp_path_factory.mktemp('rel_reference'))
+        build_runner(tiny_cfg(image_folder, work_dir, val_interval=2, max_keep_ckpts=3,
+                              log_level='WARNING')).train()
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(False)
+    for name in ('iter_2.pth', 'iter_4.pth', 'iter_6.pth'):
+        assert osp.isfile(osp.join(work_dir, name))
+    return work_dir
+
+
+@pytest.fixture
+def copy_of_reference(reference_run, tmp_path):
+    """A copy of the reference work dir, with last_checkpoint pointing into the copy."""
+    work_dir = str(tmp_path / 'copy')
+    shutil.copytree(reference_run, work_dir)
+    with open(osp.join(work_dir, 'last_checkpoint'), 'w') as f:
+        f.write(osp.join(work_dir, 'iter_6.pth'))
+    return work_dir

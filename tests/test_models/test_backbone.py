@@ -17,7 +17,7 @@ def model_config(stm, scale):
 
 @pytest.mark.parametrize('stm,scale', sorted(OFFICIAL_PARAMS))
 def test_parameter_count_equals_authors(stm, scale, meta_model):
-    """The model config is the authors' model; its ImageNet config (tests/test_cls/test_configs.py
+    """The model config is the authors' model; its ImageNet config (test_classifier_configs.py
     builds it) uses it unchanged, so the session's one build of that config is counted here."""
     in1k = os.path.join(ROOT, f'configs/cls/u_{stm}_{scale}_in1k.py')
     assert Config.fromfile(in1k).model.to_dict() == model_config(stm, scale).model.to_dict()

@@ -8,7 +8,7 @@ import pytest
 
 from stm_mm.engine.cli import run_cli
 from stm_mm.tool_args import ToolArgumentParser, add_input_size
-from tests.reliability.common import ROOT, load_tool
+from tests.helpers.tiny_training import ROOT, load_tool
 
 TOOLS = sorted(osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'tools', '**', '*.py'),
                                                        recursive=True))

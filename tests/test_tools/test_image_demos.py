@@ -100,7 +100,7 @@ def authors_detector(tmp_path_factory):
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
 
-    from tests.test_det.common import stm_mm_to_mmdet2
+    from tests.helpers.detectors import stm_mm_to_mmdet2
     register_all_modules(init_default_scope=False)
     cfg = Config.fromfile(DET_CONFIG)
     cfg.model.backbone.init_cfg = None

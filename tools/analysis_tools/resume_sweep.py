@@ -4,7 +4,7 @@
         [--loops iter epoch] [--persistent on off] [--out FILE.json]
 
 For each loop kind (iteration- or epoch-based) and ``persistent_workers`` setting, a tiny
-classifier (tests/reliability/common.py: ``workers_cfg``; random crops and flips in the
+classifier (tests/helpers/tiny_training.py: ``workers_cfg``; random crops and flips in the
 data-loader workers, drop-path in the main process, 12 iterations, a checkpoint every 2
 iterations or every epoch of 4) runs once uninterrupted. Then, ``--kills`` times, a run is
 SIGKILLed before a random iteration (2..12), resumed with ``--resume`` and its final weights
@@ -44,8 +44,8 @@ def run(args):
     import torch
 
     from stm_mm.engine import apply_cli_options, build_runner
-    from tests.reliability import faults  # noqa: F401  (registers FaultHook)
-    from tests.reliability.common import forked, weights, workers_cfg, write_image_folder
+    from tests.helpers import faults  # noqa: F401  (registers FaultHook)
+    from tests.helpers.tiny_training import forked, weights, workers_cfg, write_image_folder
 
     torch.set_num_threads(1)  # float sums depend on the thread count
     rng = random.Random(args.seed)

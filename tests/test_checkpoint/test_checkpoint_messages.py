@@ -13,7 +13,7 @@ from stm_mm.checkpoint_io import load_checkpoint
 from stm_mm.engine import apply_cli_options, build_runner
 from stm_mm.errors import CheckpointError, CorruptCheckpointError, UnsafeCheckpointError
 
-from .common import ROOT, dump_cfg, expect_one_error, load_tool, tiny_cfg
+from ..helpers.tiny_training import ROOT, dump_cfg, expect_one_error, load_tool, tiny_cfg
 from .test_untrusted_checkpoints import FIX, evil, marker, touch  # noqa: F401  (fixture)
 
 CLS_CONFIG = osp.join(ROOT, 'configs/cls/digits/u_dwconv_micro_digits.py')

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from .. import ROOT
-from .conftest import data_options
+from ..helpers.digits import data_options
 
 
 def _free_port():

@@ -6,7 +6,7 @@ from mmengine.dataset import pseudo_collate
 
 from stm_mm.datasets.digit_scenes import generate_digit_scenes
 
-from .common import digits_config, mmdet_scope, register, slim_detector
+from ..helpers.detectors import digits_config, mmdet_scope, register, slim_detector
 
 COCO_KEYS = [f'coco/{task}_{name}' for task in ('bbox', 'segm')
              for name in ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')]

@@ -9,8 +9,8 @@ import torch
 from stm_mm.engine import FiniteLossHook, build_runner
 from stm_mm.errors import NonFiniteLossError
 
-from . import faults  # noqa: F401  (registers FaultHook)
-from .common import checkpoints, tiny_cfg, weights
+from ..helpers import faults  # noqa: F401  (registers FaultHook)
+from ..helpers.tiny_training import checkpoints, tiny_cfg, weights
 
 
 def _pointer(work_dir):

@@ -14,7 +14,7 @@ from mmengine.hooks import Hook
 from stm_mm.engine import apply_cli_options, build_runner
 
 from .. import ROOT
-from .conftest import data_options
+from ..helpers.digits import data_options
 
 STMS = ('halo', 'pvt', 'swin', 'dwconv', 'dcnv3')
 BATCH = 10  # the whole tiny train split (1 image per class): every iteration sees it all

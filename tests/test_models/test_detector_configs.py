@@ -8,7 +8,7 @@ import torch
 from stm_mm.models import ARCH_ZOO, SCALES, STM_NAMES
 
 from .. import ROOT
-from .common import build_detector, det_config, digits_config, register, stm_mm_to_mmdet2
+from ..helpers.detectors import build_detector, det_config, digits_config, register, stm_mm_to_mmdet2
 
 ALL = [(stm, scale) for stm in STM_NAMES for scale in SCALES]
 # drop-path rates of the authors' Mask R-CNN configs

@@ -21,8 +21,8 @@ from stm_mm.checkpoint_io import load_checkpoint, save_checkpoint
 from stm_mm.errors import CorruptCheckpointError, NotACheckpointError, UnsafeCheckpointError
 from stm_mm.patches import install
 
-from .common import ROOT, dump_cfg, tiny_cfg
-from .test_cli_errors import cli  # noqa: F401  (fixture: tools/train.py as a module)
+from ..helpers.tiny_training import ROOT, dump_cfg, tiny_cfg
+from ..test_tools.test_train_errors import cli  # noqa: F401  (fixture: tools/train.py as a module)
 
 CONVERTERS = osp.join(ROOT, 'tools', 'model_converters')
 FIX = ('fix: only if you trust the file, pass --unsafe-load (library use: STM_MM_UNSAFE_LOAD=1), '
@@ -284,7 +284,7 @@ def test_corrupt_and_non_checkpoints_are_told_apart(tmp_path):
 def authors_release_file(path):
     """Shaped like the authors' training checkpoints: args (Namespace), model, model_ema,
     optimizer (AdamW state), epoch, scaler (GradScaler state)."""
-    from ..test_converters.test_official_classification import official_state_dict
+    from ..test_checkpoint.test_official_classification import official_state_dict
     model = official_state_dict('dwconv', 'micro')
     params = [torch.nn.Parameter(torch.randn(3, 2)), torch.nn.Parameter(torch.randn(3))]
     optimizer = torch.optim.AdamW(params, lr=4e-3, weight_decay=0.05)

@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-from .common import (TEST_PY, TRAIN_PY, dump_cfg, expect_one_error, load_tool, run_train,
+from ..helpers.tiny_training import (TEST_PY, TRAIN_PY, dump_cfg, expect_one_error, load_tool, run_train,
                      tiny_cfg)
 
 

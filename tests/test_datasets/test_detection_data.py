@@ -10,8 +10,8 @@ from mmengine.config import Config
 from stm_mm.errors import DataValidationError
 from stm_mm.engine import apply_cli_options, build_runner
 
-from .coco_fixtures import corrupt, make_coco, write
-from .common import ROOT, checkpoints, log_text
+from ..helpers.coco import corrupt, make_coco, write
+from ..helpers.tiny_training import ROOT, checkpoints, log_text
 
 CONFIG = osp.join(ROOT, 'configs', 'det', 'digit_scenes', 'u_dwconv_micro_maskrcnn_digits.py')
 

@@ -8,7 +8,9 @@ import subprocess
 
 import pytest
 
-from .common import ROOT, dump_cfg, tiny_cfg
+from ..helpers.tiny_training import ROOT, dump_cfg, tiny_cfg
+
+pytestmark = pytest.mark.serial  # 2-process torchrun jobs: make test runs them alone
 
 DIST_TRAIN = osp.join(ROOT, 'tools', 'dist_train.sh')
 

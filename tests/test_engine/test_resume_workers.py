@@ -13,9 +13,9 @@ import pytest
 
 from stm_mm.engine import apply_cli_options, build_runner
 
-from . import faults  # noqa: F401  (registers FaultHook)
+from ..helpers import faults  # noqa: F401  (registers FaultHook)
 
-from .common import assert_same_weights, forked, log_text, weights, workers_cfg
+from ..helpers.tiny_training import assert_same_weights, forked, log_text, weights, workers_cfg
 
 CASES = {  # (loop, persistent workers): (kill before iteration, resumed from, final checkpoint)
     ('epoch', True): (10, 'epoch: 2, iter: 8', 'epoch_3.pth'),

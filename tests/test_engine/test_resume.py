@@ -14,9 +14,9 @@ from stm_mm.checkpoint_io import load_checkpoint
 from stm_mm.engine import apply_cli_options, build_runner
 from stm_mm.errors import CheckpointError
 
-from . import faults  # noqa: F401  (registers FaultHook)
+from ..helpers import faults  # noqa: F401  (registers FaultHook)
 
-from .common import (assert_same_weights, checkpoints, dump_cfg, forked, log_text, run_train,
+from ..helpers.tiny_training import (assert_same_weights, checkpoints, dump_cfg, forked, log_text, run_train,
                      tiny_cfg, weights)
 
 

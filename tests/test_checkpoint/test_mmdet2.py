@@ -19,7 +19,7 @@ from stm_mm.authors_checkpoints import mmdet2_to_stm_mm
 
 from .. import ROOT
 from ..official_keys import official_keys
-from ..test_det.common import stm_mm_to_mmdet2
+from ..helpers.detectors import stm_mm_to_mmdet2
 
 
 def build_detector(stm, scale='micro'):

@@ -12,7 +12,7 @@ from stm_mm.datasets.coco_check import check_coco, clean_coco
 from stm_mm.datasets.validation import check_image_folder, validate_dataset_cfg
 from stm_mm.errors import DataValidationError
 
-from .coco_fixtures import CLASSES, SIZE, corrupt, make_coco, write
+from ..helpers.coco import CLASSES, SIZE, corrupt, make_coco, write
 
 
 @pytest.fixture(scope='module')

@@ -14,7 +14,7 @@ from mmengine.logging import HistoryBuffer
 from stm_mm import patches
 from stm_mm.engine.loading import KeyMismatch
 
-from .common import ROOT
+from ..helpers.tiny_training import ROOT
 
 # a plain `import stm_mm`, then a config-driven MMEngine Runner (not ReliableRunner) that only
 # names stm_mm in custom_imports: building its UnifiedBackbone installs the safe loader before

@@ -9,7 +9,7 @@ from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 from stm_mm.engine.cli import report_error
 from stm_mm.errors import UnreadableImageError
 
-from .common import ROOT, load_tool
+from ..helpers.tiny_training import ROOT, load_tool
 
 
 def _report(tmp_path, exc, rank):

@@ -15,7 +15,7 @@ from stm_mm.transfer import (cls_to_det, det_to_cls, resize_halo_rel_table,
                              resize_swin_bias_table, transfer_cls_to_det)
 
 from .. import ROOT
-from .common import build_detector, digits_config
+from ..helpers.detectors import build_detector, digits_config
 
 
 def build_classifier(stm, **backbone):

@@ -15,8 +15,8 @@ import torch
 from stm_mm.datasets.digit_scenes import generate_digit_scenes
 
 from .. import ROOT
-from .test_coco_metric import COCO_KEYS
-from .test_transfer import build_classifier, random_state
+from ..test_datasets.test_coco_metric import COCO_KEYS
+from ..test_checkpoint.test_transfer import build_classifier, random_state
 
 pytestmark = [pytest.mark.slow, pytest.mark.serial]  # a 2-process torchrun job among them
 PYTHON = sys.executable

@@ -14,7 +14,7 @@ from stm_mm.datasets.image_loading import SafeLoadImageFromFile, decode_image
 from stm_mm.datasets.unreadable import SkipUnreadable, substitute_index
 from stm_mm.errors import UnreadableImageError
 
-from .common import (TEST_PY, TRAIN_PY, dump_cfg, expect_one_error, load_tool, log_text,
+from ..helpers.tiny_training import (TEST_PY, TRAIN_PY, dump_cfg, expect_one_error, load_tool, log_text,
                      tiny_cfg)
 
 # a 20x30 picture with distinct corners: red left band, green top band (RGB)

@@ -75,7 +75,7 @@ def tiny_cfg(data_root, work_dir, max_iters=6, ckpt_interval=2, max_keep_ckpts=1
     test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
     cfg = dict(
         default_scope='mmpretrain',
-        custom_imports=dict(imports=['stm_mm', 'tests.reliability.faults'],
+        custom_imports=dict(imports=['stm_mm', 'tests.helpers.faults'],
                             allow_failed_imports=False),
         model=dict(
             type='ImageClassifier',

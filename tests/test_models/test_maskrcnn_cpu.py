@@ -5,7 +5,7 @@ import torch
 
 from stm_mm.models import STM_NAMES
 
-from .common import odd_sized_batch, slim_detector
+from ..helpers.detectors import odd_sized_batch, slim_detector
 
 
 @pytest.mark.parametrize('stm', STM_NAMES)
