@@ -27,6 +27,17 @@ def pytest_configure(config):
     config.pluginmanager.register(SkipPolicy(), 'stm_mm_skip_policy')
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Start this process's fork server (tests/helpers/fork_python.py) while the first tests
+    run, when the collected tests start command-line runs through it (its ~13 s of imports would
+    otherwise delay the first such test)."""
+    from .helpers import fork_python, tiny_training
+    starters = {id(fork_python.python), id(tiny_training.run_train)}
+    modules = {item.module for item in items if getattr(item, 'module', None) is not None}
+    if any(id(value) in starters for module in modules for value in vars(module).values()):
+        fork_python.python()
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

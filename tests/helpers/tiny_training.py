@@ -15,6 +15,7 @@ import torch
 from stm_mm.checkpoint_io import load_checkpoint
 
 from .. import ROOT
+from .fork_python import python
 
 TRAIN_PY = osp.join(ROOT, 'tools', 'train.py')
 TEST_PY = osp.join(ROOT, 'tools', 'test.py')
@@ -130,7 +131,7 @@ def run_train(args, timeout=240, env=None):
     full_env = dict(os.environ)
     full_env['PYTHONPATH'] = ROOT + os.pathsep + full_env.get('PYTHONPATH', '')
     full_env.update(env or {})
-    return subprocess.run([sys.executable, TRAIN_PY, *args], cwd=ROOT, env=full_env,
+    return subprocess.run([python(), TRAIN_PY, *args], cwd=ROOT, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -23,6 +23,7 @@ from stm_mm.patches import install
 
 from ..helpers.tiny_training import ROOT, dump_cfg, tiny_cfg
 from ..test_tools.test_train_errors import cli  # noqa: F401  (fixture: tools/train.py as a module)
+from ..helpers.fork_python import python
 
 CONVERTERS = osp.join(ROOT, 'tools', 'model_converters')
 FIX = ('fix: only if you trust the file, pass --unsafe-load (library use: STM_MM_UNSAFE_LOAD=1), '
@@ -176,7 +177,7 @@ def test_converter_cli_process(tool, tmp_path, marker):
     """The attack of issue 18 as a user runs it (one process per converter)."""
     path = evil(tmp_path, marker)
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    proc = subprocess.run([sys.executable, osp.join(CONVERTERS, tool), path,
+    proc = subprocess.run([python(), osp.join(CONVERTERS, tool), path,
                            str(tmp_path / 'out.pth')], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr
@@ -225,7 +226,7 @@ def test_test_py_refuses(image_folder, tmp_path, marker):
         cfg.val_dataloader, cfg.val_cfg, cfg.val_evaluator)
     config = dump_cfg(cfg, str(tmp_path / 'cfg.py'))
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'test.py'), config, path],
+    proc = subprocess.run([python(), osp.join(ROOT, 'tools', 'test.py'), config, path],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert one_error_line(proc.stderr) == refusal(path)

@@ -2,7 +2,6 @@
 import json
 import os.path as osp
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from stm_mm.datasets import (DIGIT_CLASSES, digit_to_image, is_converted, load_d
                              split_indices, write_digits_imagefolder)
 
 from .. import ROOT
+from ..helpers.fork_python import python
 
 
 def test_split_is_stratified_and_seeded():
@@ -43,7 +43,7 @@ def test_custom_dataset_reads_the_converter_output(tmp_path):
     init_default_scope('mmpretrain')
     root = str(tmp_path / 'digits')
     # the command-line face, as the demo runs it
-    subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'dataset_converters',
+    subprocess.run([python(), osp.join(ROOT, 'tools', 'dataset_converters',
                                              'digits_to_imagefolder.py'), root,
                     '--per-class-limit', '3', '--size', '24'], check=True, cwd=ROOT)
     assert is_converted(root, size=24)

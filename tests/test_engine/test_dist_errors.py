@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from ..helpers.fork_python import python
 from ..helpers.tiny_training import ROOT, dump_cfg, tiny_cfg
 
 pytestmark = pytest.mark.serial  # 2-process torchrun jobs: make test runs them alone
@@ -22,7 +23,7 @@ def _free_port():
 
 
 def dist_train(args, cwd=ROOT):
-    env = dict(os.environ, PORT=str(_free_port()), OMP_NUM_THREADS='1',
+    env = dict(os.environ, PORT=str(_free_port()), OMP_NUM_THREADS='1', PYTHON=python(),
                PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
     return subprocess.run([DIST_TRAIN, *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=300)

@@ -12,6 +12,7 @@ import pytest
 
 from .. import ROOT
 from ..helpers.digits import data_options
+from ..helpers.fork_python import python
 
 
 def _free_port():
@@ -33,7 +34,7 @@ def test_dist_train_two_processes(tiny_digits, tmp_path):
     cmd = [osp.join(ROOT, 'tools', 'dist_train.sh'),
            osp.join(ROOT, 'configs', 'cls', 'digits', 'u_dwconv_micro_digits.py'), '2',
            '--work-dir', work_dir, '--cfg-options'] + [f'{k}={v}' for k, v in options.items()]
-    env = dict(os.environ, PORT=str(_free_port()), OMP_NUM_THREADS='1')
+    env = dict(os.environ, PORT=str(_free_port()), OMP_NUM_THREADS='1', PYTHON=python())
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-5000:]

@@ -18,6 +18,7 @@ from stm_mm.ops import (DCNv3FallbackWarning, dcnv3, dcnv3_available, dcnv3_comp
                         dcnv3_func, dcnv3_reference)
 
 from .. import ROOT
+from ..helpers.fork_python import python
 
 # the module, not the function stm_mm.ops.dcnv3 that shadows it as a package attribute
 dcnv3_module = importlib.import_module('stm_mm.ops.dcnv3')
@@ -351,7 +352,7 @@ def test_import_without_extension():
     """)
     env = dict(os.environ)
     env.pop('STM_MM_DCNV3_IMPL', None)
-    result = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env,
+    result = subprocess.run([python(), '-c', code], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith('ok (1, 4, 4, 16)')

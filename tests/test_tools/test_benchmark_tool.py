@@ -2,15 +2,15 @@
 import json
 import os
 import subprocess
-import sys
 
 from .. import ROOT
+from ..helpers.fork_python import python
 
 
 
 def test_benchmark_tool_reference_and_sizes(tmp_path):
     out = tmp_path / 'bench.json'
-    cmd = [sys.executable, 'tools/analysis_tools/benchmark.py',
+    cmd = [python(), 'tools/analysis_tools/benchmark.py',
            'configs/_base_/models/u_swin_micro.py', '--batch-size', '2', '--sizes', '64', '96',
            '--reference', '--warmup', '1', '--iters', '2', '--device', 'cpu', '--json', str(out)]
     env = dict(os.environ, PYTHONPATH=ROOT)
@@ -30,7 +30,7 @@ def test_benchmark_tool_utilisation_and_cfg_options(tmp_path):
     """--utilisation/--mlp records (FLOPs from the MAC counter) on a detection backbone with
     --cfg-options model.backbone.with_cp=True."""
     out = tmp_path / 'bench.json'
-    cmd = [sys.executable, 'tools/analysis_tools/benchmark.py',
+    cmd = [python(), 'tools/analysis_tools/benchmark.py',
            'configs/det/u_dwconv_micro_maskrcnn.py', '--batch-size', '1', '--input-size', '64',
            '96', '--train', '--utilisation', '--mlp', '--peak-tflops', '1', '--warmup', '1',
            '--iters', '1', '--device', 'cpu', '--json', str(out), '--cfg-options',
@@ -71,7 +71,7 @@ def test_keep_freed_cpu_memory_on_glibc():
               'torch.ones(16 * 2**20)\n'
               'print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n')
     env = dict(os.environ, PYTHONPATH=ROOT)
-    result = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True,
+    result = subprocess.run([python(), '-c', script], env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert int(result.stdout.split()[-1]) < 1000
@@ -81,7 +81,7 @@ def test_benchmark_tool_train_profile(tmp_path):
     """--train --profile: the record says mode train and holds both passes' top ops and
     category shares, which add up to the pass's self time."""
     out = tmp_path / 'bench.json'
-    cmd = [sys.executable, 'tools/analysis_tools/benchmark.py',
+    cmd = [python(), 'tools/analysis_tools/benchmark.py',
            'configs/_base_/models/u_halo_micro.py', '--batch-size', '2', '--input-size', '32',
            '32', '--train', '--profile', '--warmup', '0', '--iters', '1', '--device', 'cpu',
            '--json', str(out)]

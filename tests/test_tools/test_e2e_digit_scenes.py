@@ -7,7 +7,6 @@ import os
 import os.path as osp
 import random
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -17,9 +16,9 @@ from stm_mm.datasets.digit_scenes import generate_digit_scenes
 from .. import ROOT
 from ..test_datasets.test_coco_metric import COCO_KEYS
 from ..test_checkpoint.test_transfer import build_classifier, random_state
+from ..helpers.fork_python import python
 
 pytestmark = [pytest.mark.slow, pytest.mark.serial]  # a 2-process torchrun job among them
-PYTHON = sys.executable
 CONFIG = 'configs/det/digit_scenes/u_halo_micro_maskrcnn_digits.py'
 
 
@@ -31,7 +30,7 @@ def workspace(tmp_path_factory):
     cls = str(root / 'cls_halo_micro.pth')
     torch.save({'state_dict': random_state(build_classifier('halo'))}, cls)
     det = str(root / 'det_backbone.pth')
-    run([PYTHON, 'tools/model_converters/cls2det.py', cls, det, '--config', CONFIG])
+    run([python(), 'tools/model_converters/cls2det.py', cls, det, '--config', CONFIG])
     return dict(root=root, scenes=scenes, backbone=det)
 
 
@@ -64,7 +63,7 @@ def read_metrics(path):
 
 def test_train_evaluate_and_dump(workspace):
     work = str(workspace['root'] / 'work')
-    proc = run([PYTHON, 'tools/train.py', CONFIG, '--work-dir', work] + options(workspace, 4))
+    proc = run([python(), 'tools/train.py', CONFIG, '--work-dir', work] + options(workspace, 4))
     assert (f'PretrainedClassifier: loaded 257 backbone tensors (raw weights) from '
             f'{workspace["backbone"]}') in proc.stdout + proc.stderr
     [scalars] = glob.glob(osp.join(work, '*', 'vis_data', 'scalars.json'))
@@ -74,7 +73,7 @@ def test_train_evaluate_and_dump(workspace):
     assert osp.isfile(checkpoint)
 
     test_dir = str(workspace['root'] / 'test')
-    run([PYTHON, 'tools/test.py', CONFIG, checkpoint, '--work-dir', test_dir] +
+    run([python(), 'tools/test.py', CONFIG, checkpoint, '--work-dir', test_dir] +
         options(workspace, 4))
     [metrics_file] = [p for p in glob.glob(osp.join(test_dir, '*', '*.json'))
                       if osp.basename(p)[:-5] == osp.basename(osp.dirname(p))]
@@ -83,7 +82,7 @@ def test_train_evaluate_and_dump(workspace):
     assert all(-1.0 <= metrics[k] <= 1.0 for k in COCO_KEYS)
 
     prefix = str(workspace['root'] / 'dump' / 'results')
-    run([PYTHON, 'tools/test.py', CONFIG, checkpoint, '--work-dir', test_dir, '--coco-json',
+    run([python(), 'tools/test.py', CONFIG, checkpoint, '--work-dir', test_dir, '--coco-json',
          prefix] + options(workspace, 4))
     for task in ('bbox', 'segm'):
         with open(f'{prefix}.{task}.json') as f:
@@ -96,7 +95,7 @@ def test_dist_train_two_processes(workspace):
     work = str(workspace['root'] / 'dist')
     run(['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', work] +
         options(workspace, 3) + ['train_dataloader.batch_size=1'],
-        env=dict(PORT=str(random.randint(29600, 29999)), PYTHON=PYTHON), timeout=400)
+        env=dict(PORT=str(random.randint(29600, 29999)), PYTHON=python()), timeout=400)
     assert osp.isfile(osp.join(work, 'iter_3.pth'))
     [scalars] = glob.glob(osp.join(work, '*', 'vis_data', 'scalars.json'))
     assert any('coco/segm_mAP' in r for r in read_metrics(scalars))

@@ -3,16 +3,16 @@ Triton kernels interpreted), so the script a GPU session runs is known to work e
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
 from .. import ROOT
+from ..helpers.fork_python import python
 
 
 @pytest.mark.slow
 def test_dry_run_writes_every_record(tmp_path):
-    env = dict(os.environ, PYTHON=sys.executable)
+    env = dict(os.environ, PYTHON=python())
     run = subprocess.run(['bash', 'tools/analysis_tools/gpu_report.sh', '--dry-run',
                           str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

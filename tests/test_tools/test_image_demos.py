@@ -18,6 +18,7 @@ import torch
 from mmengine.config import Config
 
 from .. import ROOT
+from ..helpers.fork_python import python
 
 DEMO_DIR = osp.join(ROOT, 'tools', 'demo')
 CLS_CONFIG = osp.join(ROOT, 'configs/cls/digits/u_dwconv_micro_digits.py')
@@ -140,7 +141,7 @@ def test_det_image_demo_script_reports_a_missing_checkpoint(images):
     """Run as a script (its own folder on sys.path, as from the shell): one error line."""
     env = dict(os.environ, PYTHONPATH=ROOT)
     result = subprocess.run(
-        [sys.executable, osp.join(DEMO_DIR, 'det_image_demo.py'), images['scene'], DET_CONFIG,
+        [python(), osp.join(DEMO_DIR, 'det_image_demo.py'), images['scene'], DET_CONFIG,
          'missing.pth', '--out', 'vis.png'], cwd=ROOT, env=env, capture_output=True, text=True,
         timeout=300)
     assert result.returncode == 2

@@ -10,12 +10,12 @@ import os
 import os.path as osp
 import shutil
 import subprocess
-import sys
 
 import pytest
 from PIL import Image
 
 from .. import ROOT
+from ..helpers.fork_python import python
 
 CONFIG = 'configs/cls/digits/u_dwconv_micro_digits.py'
 DET_CONFIG = 'configs/det/digit_scenes/u_dwconv_micro_maskrcnn_digits.py'
@@ -50,7 +50,7 @@ def test_openmmlab_tools_script_on_a_demo_layout(tmp_path):
     demo = tmp_path / 'demo'
     work_dir = demo / 'cls_dwconv_micro'
     env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
-    subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(work_dir),
+    subprocess.run([python(), 'tools/train.py', CONFIG, '--work-dir', str(work_dir),
                     '--cfg-options', *options, 'train_cfg.max_epochs=1',
                     'default_hooks.logger.interval=1'],
                    cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
@@ -65,7 +65,7 @@ def test_openmmlab_tools_script_on_a_demo_layout(tmp_path):
     out = tmp_path / 'out'
     result = subprocess.run(
         ['bash', 'tools/demo/openmmlab_tools.sh'], cwd=ROOT, capture_output=True, text=True,
-        timeout=900, env=dict(env, PYTHON=sys.executable, STM='dwconv', DATA=data,
+        timeout=900, env=dict(env, PYTHON=python(), STM='dwconv', DATA=data,
                               WORK_DIRS=str(demo), OUT=str(out), SCENES=scenes,
                               DET_CHECKPOINT=detector, EXTRA_DET_CFG_OPTIONS=' '.join(det_options),
                               EXTRA_CFG_OPTIONS=' '.join(options[-4:])))
