@@ -26,15 +26,25 @@ def halo_naive(m, x):
             win = kv[:, I * b:I * b + w, J * b:J * b + w].reshape(B, w * w, n, dk + dv)
             k, v = win[..., :dk], win[..., dk:]
             logits = torch.einsum('bqnd,bknd->bnqk', qb, k) * dk**-0.5
+            # per (query, key) pair: the rows of the relative tables and whether the key lies in
+            # the padded map, worked out pair by pair on plain ints; then applied as gathers
+            # (one tensor op each instead of one per pair: the same sums, seconds faster)
+            height_row, width_row, outside = [], [], []
             for qi in range(b * b):
                 qy, qx = divmod(qi, b)
+                height_row.append([]), width_row.append([]), outside.append([])
                 for ki in range(w * w):
                     ky, kx = divmod(ki, w)
-                    logits[:, :, qi, ki] += qb[:, qi] @ m.height_rel[ky - qy + w - 1]
-                    logits[:, :, qi, ki] += qb[:, qi] @ m.width_rel[kx - qx + w - 1]
+                    height_row[qi].append(ky - qy + w - 1)
+                    width_row[qi].append(kx - qx + w - 1)
                     oy, ox = I * b + ky - before, J * b + kx - before
-                    if not (0 <= oy < Hp and 0 <= ox < Wp):
-                        logits[:, :, qi, ki] = -torch.finfo(torch.float32).max
+                    outside[qi].append(not (0 <= oy < Hp and 0 <= ox < Wp))
+            rel_h = torch.einsum('bqnd,rd->bnqr', qb, m.height_rel)  # qb[:, qi] @ height_rel[r]
+            rel_w = torch.einsum('bqnd,rd->bnqr', qb, m.width_rel)
+            query = torch.arange(b * b)[:, None]
+            logits = logits + rel_h[:, :, query, torch.tensor(height_row)]
+            logits = logits + rel_w[:, :, query, torch.tensor(width_row)]
+            logits = logits.masked_fill(torch.tensor(outside), -torch.finfo(torch.float32).max)
             attn = logits.softmax(-1)
             o = torch.einsum('bnqk,bknd->bqnd', attn, v).reshape(B, b, b, n * dv)
             out[:, I * b:(I + 1) * b, J * b:(J + 1) * b] = o

@@ -1,8 +1,10 @@
 """Compile a Triton kernel for a GPU architecture without a GPU and read its resource usage.
 
-Triton lowers a kernel to PTX for any target on the CPU; the ``ptxas`` bundled with Triton then
-assembles it with ``-v``, which reports registers per thread, spill stores/loads and shared
-memory. Each kernel module of this package lists the launch configurations its GPU path uses in
+Triton lowers a kernel to PTX for any target on the CPU and assembles it with the ``ptxas``
+bundled with it, with ``-v``: its report (registers per thread, spill stores/loads, stack frame)
+is read from that very assembly (``TRITON_DUMP_PTXAS_LOG``), so it describes the cubin a launch
+would load, and no second ``ptxas`` run is needed; shared memory comes from Triton's metadata.
+Each kernel module of this package lists the launch configurations its GPU path uses in
 ``compile_specs()``: ``dict(name, kernel, args, num_warps, num_stages)`` where ``args`` maps every
 kernel parameter, in order, to a Triton type string (``'*bf16'``, ``'i32'``, ...) or, for a
 ``tl.constexpr`` parameter, to its value.
@@ -11,14 +13,15 @@ Compiling needs the kernels as Triton's ``JITFunction``s, which ``@triton.jit`` 
 the interpreter is off: :func:`resource_reports` therefore runs the compilation in a child
 process (``python -m stm_mm.ops.triton.compile_check``) when ``TRITON_INTERPRET=1``.
 """
+import contextlib
 import importlib
+import io
 import json
 import os
 import pkgutil
 import re
 import subprocess
 import sys
-import tempfile
 
 KERNEL_MODULES = 'stm_mm.ops.triton'
 _PTXAS_LINE = {
@@ -60,27 +63,26 @@ def compile_kernel(spec, arch):
 
 
 def ptxas_report(spec, arch):
-    """Assemble ``spec``'s kernel for ``sm_<arch>`` with ``ptxas -v``.
+    """``ptxas -v``'s report on ``spec``'s kernel assembled for ``sm_<arch>`` by Triton itself.
 
     Returns ``dict(name, arch, num_warps, shared_bytes, registers, spill_stores, spill_loads,
-    stack_frame)`` (sizes in bytes); raises RuntimeError with ptxas' output if it fails.
+    stack_frame)`` (sizes in bytes); ptxas failing raises Triton's ``PTXASError`` with its output.
     """
-    from triton.backends.nvidia.compiler import get_ptxas
-    kernel = compile_kernel(spec, arch)
-    ptx = kernel.asm['ptx']
-    target = re.search(r'^\.target\s+(\S+)', ptx, re.M).group(1)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = f'{tmp}/kernel.ptx'
-        with open(path, 'w') as f:
-            f.write(ptx)
-        run = subprocess.run([get_ptxas(arch).path, '-v', f'--gpu-name={target}', path, '-o',
-                              f'{tmp}/kernel.cubin'], capture_output=True, text=True)
-    if run.returncode:
-        raise RuntimeError(f"ptxas failed for {spec['name']} on {target}: {run.stderr.strip()}")
+    from triton import knobs
+    log = io.StringIO()
+    # always_compile: a kernel found in Triton's cache would not be assembled, and so not logged
+    with knobs.compilation.scope(), knobs.nvidia.scope(), contextlib.redirect_stdout(log):
+        knobs.compilation.always_compile = True
+        knobs.nvidia.dump_ptxas_log = True
+        kernel = compile_kernel(spec, arch)
+    log = log.getvalue()
+    if 'Used' not in log:
+        raise RuntimeError(f"no ptxas -v report for {spec['name']} on sm_{arch}:\n{log}")
+    target = re.search(r'^\.target\s+(\S+)', kernel.asm['ptx'], re.M).group(1)
     report = dict(name=spec['name'], arch=target, num_warps=spec.get('num_warps', 4),
                   shared_bytes=kernel.metadata.shared)
     for key, pattern in _PTXAS_LINE.items():
-        match = pattern.search(run.stderr)
+        match = pattern.search(log)
         report[key] = int(match.group(1)) if match else 0
     return report
 
