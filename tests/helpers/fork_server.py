@@ -35,6 +35,8 @@ def main(socket_path, client, preload, prefixes, applied):
     # the interpreter's own path entries, without the zygote's '' and PYTHONPATH entries
     pythonpath = [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]
     base_path = [p for p in sys.path[1:] if p not in pythonpath]
+    if 'torch' in sys.modules and not sys.modules['torch'].cuda.device_count():
+        applied += ',CUDA_VISIBLE_DEVICES'  # no GPU to hide (the count does not initialise CUDA)
     context = dict(start_env=start_env, import_env=import_env, base_path=base_path, client=client,
                    prefixes=tuple(filter(None, prefixes.split(','))),
                    applied=tuple(filter(None, applied.split(','))))
@@ -74,6 +76,8 @@ def _needs_exec(env, context):
     with (or its imports did not set), else None."""
     start, imported, applied = context['start_env'], context['import_env'], context['applied']
     for name in set(env) | set(start):
+        if name == 'MKL_NUM_THREADS' and env.get(name) == env.get('OMP_NUM_THREADS'):
+            continue  # torch.set_num_threads in the child sets MKL's count too
         if (name.startswith(context['prefixes']) and name not in applied
                 and not name.startswith(tuple(a for a in applied if a.endswith('_')))
                 and env.get(name) != start.get(name)
