@@ -30,6 +30,19 @@ echo "raise SystemExit('error: imported the other clone\\'s stm_mm')" > "$other/
 touch "$tmp/shared-env/kept"
 ln -s "$tmp/shared-env" "$other/.venv"
 
+# Bytecode: with PYTHONDONTWRITEBYTECODE=1 (set on some machines) the two pythons that import
+# torch and the OpenMMLab stack (the second clone's setup_env.sh checking its .venv, then this
+# checkout's tools/train.py) would both compile it (~5 s of CPU each). Their bytecode goes to
+# $tmp/pycache (nothing is written outside $tmp), with one folder for both environments'
+# site-packages: their packages are hard links to the same files of uv's cache, and a .pyc is only
+# used for a source of the same mtime and size (anything else is compiled again). Which stm_mm
+# is imported does not depend on it.
+export PYTHONPYCACHEPREFIX=$tmp/pycache
+unset PYTHONDONTWRITEBYTECODE
+site=$("$vpy" -I -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+mkdir -p "$PYTHONPYCACHEPREFIX$other/.venv/${site#"$root"/.venv/}" "$PYTHONPYCACHEPREFIX${site%/*}"
+ln -s "$PYTHONPYCACHEPREFIX$other/.venv/${site#"$root"/.venv/}" "$PYTHONPYCACHEPREFIX$site"
+
 # Offline, from the caches this checkout's .venv was made from: nothing is downloaded.
 set -a
 # shellcheck source=/dev/null
