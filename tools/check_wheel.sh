@@ -25,7 +25,10 @@ set +a
 PY=$root/.venv/bin/python
 uv=$STM_MM_UV
 tmp=$(mktemp -d)
-trap 'wait; rm -rf "$tmp"' EXIT  # wait: a check still running in the background when one failed
+# The bytecode cache (see below) in memory where there is /dev/shm: on this machine's disk,
+# deleting its ~2,700 files takes as long as they save.
+pyc=$(mktemp -d -p /dev/shm stm_mm-pyc.XXXXXX 2>/dev/null || echo "$tmp/pycache")
+trap 'wait; rm -rf "$pyc" "$tmp"' EXIT  # wait: a check still running in the background
 fail() { echo "[check_wheel] error: $*" >&2; exit 1; }
 
 # The same wheel `pip wheel --no-build-isolation` builds (setuptools on .venv's python), sooner.
@@ -41,9 +44,9 @@ UV_OFFLINE=1 uv_install --find-links "$STM_MM_WHEELHOUSE" -r requirements/build.
 
 cd "$tmp"  # nothing may come from the checkout
 # With PYTHONDONTWRITEBYTECODE=1 (set on some machines) each python below would compile torch and
-# the OpenMMLab stack again (~5 s of CPU each); their bytecode goes to $tmp/pycache (nothing is
-# written outside $tmp), where the next python finds it. Imports and checks are unchanged.
-export PYTHONPYCACHEPREFIX=$tmp/pycache
+# the OpenMMLab stack again (~5 s of CPU each); their bytecode goes to $pyc (nothing is written
+# into the venv or elsewhere), where the next python finds it. Imports and checks are unchanged.
+export PYTHONPYCACHEPREFIX=$pyc
 unset PYTHONDONTWRITEBYTECODE
 mim=$tmp/venv/bin/mim
 
