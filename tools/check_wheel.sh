@@ -10,9 +10,10 @@
 #
 # Where the time goes (2 cores): every python that imports torch, mmengine, mmpretrain and mmdet.
 # So the python that checks list_models/get_model also writes the digits; the scratch venv's
-# bytecode is cached (in the scratch folder) so that only the first of them compiles the stack;
-# and checks that do not depend on each other run two at a time: `mim list` and `mim search`
-# beside the python check, then `mim run get_flops` beside `mim train` and `mim test`.
+# bytecode is cached for this run only (in /dev/shm or the scratch folder, deleted at the end) so
+# that only the first of them compiles the stack; and checks that do not depend on each other run
+# two at a time: `mim list` and `mim search` beside the python check, then `mim run get_flops`
+# beside `mim train` and `mim test`. Every check above still runs, and fails the script.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
