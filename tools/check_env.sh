@@ -21,10 +21,7 @@ origin=$(cd / && "$vpy" -I -c 'import importlib.util as u; print(u.find_spec("st
 [ "$origin" = "$root/stm_mm/__init__.py" ] || fail ".venv imports stm_mm from $origin: run make env"
 
 tmp=$(mktemp -d)
-# The bytecode cache (see below) in memory where there is /dev/shm: on this machine's disk,
-# deleting its ~2,700 files takes as long as they save.
-pyc=$(mktemp -d -p /dev/shm stm_mm-pyc.XXXXXX 2>/dev/null || echo "$tmp/pycache")
-trap 'rm -rf "$pyc" "$tmp"' EXIT
+trap 'rm -rf "$tmp"' EXIT
 other=$tmp/other
 mkdir -p "$other/tools" "$other/stm_mm" "$tmp/shared-env"
 cp -r setup.py requirements "$other"/
@@ -32,19 +29,6 @@ cp tools/setup_env.sh tools/uv_install.sh tools/cxx20.sh "$other/tools"/
 echo "raise SystemExit('error: imported the other clone\\'s stm_mm')" > "$other/stm_mm/__init__.py"
 touch "$tmp/shared-env/kept"
 ln -s "$tmp/shared-env" "$other/.venv"
-
-# Bytecode: with PYTHONDONTWRITEBYTECODE=1 (set on some machines) the two pythons that import
-# torch and the OpenMMLab stack (the second clone's setup_env.sh checking its .venv, then this
-# checkout's tools/train.py) would both compile it (~5 s of CPU each). Their bytecode goes to
-# $pyc (nothing is written into the environments or elsewhere), one folder for both
-# environments' site-packages: their packages are hard links to the same files of uv's cache,
-# and a .pyc is only used for a source of the same mtime and size (anything else is compiled
-# again). Which stm_mm is imported does not depend on it.
-export PYTHONPYCACHEPREFIX=$pyc
-unset PYTHONDONTWRITEBYTECODE
-site=$("$vpy" -I -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
-mkdir -p "$PYTHONPYCACHEPREFIX$other/.venv/${site#"$root"/.venv/}" "$PYTHONPYCACHEPREFIX${site%/*}"
-ln -s "$PYTHONPYCACHEPREFIX$other/.venv/${site#"$root"/.venv/}" "$PYTHONPYCACHEPREFIX$site"
 
 # Offline, from the caches this checkout's .venv was made from: nothing is downloaded.
 set -a
