@@ -7,11 +7,12 @@
 # Both first set up the environment (tools/setup_env.sh: .venv, idempotent).
 PY := .venv/bin/python
 STM ?= halo
-# The suite runs in two passes: everything else on $(WORKERS) pytest-xdist workers, then the tests
-# marked `serial` (torchrun jobs, compilers: they want the whole machine) alone. (xdist's
-# --dist loadgroup cannot keep them apart: with pytest 9.2 it ignores the groups.)
+# The suite runs on $(WORKERS) pytest-xdist workers, a test file at a time (its module fixtures
+# are made once), the files with end-to-end tests first (tests/conftest.py orders them) so that
+# the long tests start early; command-line runs fork from a preloaded interpreter
+# (tests/helpers/fork_python.py).
 WORKERS ?= 2
-PYTEST := $(PY) -m pytest tests -q
+PYTEST := $(PY) -m pytest tests -q -n $(WORKERS) --dist loadfile
 
 .PHONY: env check-env check-wheel test test-fast demo demo-cls demo-det
 
@@ -24,15 +25,12 @@ check-env: env
 check-wheel: env
 	@tools/check_wheel.sh
 
-# Both passes run whatever the first gave; the exit status is the first failure's.
 test: check-env check-wheel
-	$(PYTEST) -n $(WORKERS) -m "not serial" --durations=30; parallel=$$?; \
-	  $(PYTEST) -m serial --durations=10 && exit $$parallel
+	$(PYTEST) --durations=30
 
 # The suite without the end-to-end (`slow`) tests, for the edit-test loop.
 test-fast: env
-	$(PYTEST) -n $(WORKERS) -m "not slow and not serial"; parallel=$$?; \
-	  $(PYTEST) -m "serial and not slow" && exit $$parallel
+	$(PYTEST) -m "not slow" --durations=10
 
 demo: env demo-cls demo-det
 

@@ -28,9 +28,12 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Start this process's fork server (tests/helpers/fork_python.py) while the first tests
+    """Files with end-to-end (`slow`) tests first, so that the workers start the long ones early
+    and finish together. Start this process's fork server (tests/helpers/fork_python.py) while the first tests
     run, when the collected tests start command-line runs through it (its ~13 s of imports would
     otherwise delay the first such test)."""
+    slow_files = {item.path for item in items if item.get_closest_marker('slow')}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: file order otherwise
     from .helpers import fork_python, tiny_training
     starters = {id(fork_python.python), id(tiny_training.run_train)}
     modules = {item.module for item in items if getattr(item, 'module', None) is not None}

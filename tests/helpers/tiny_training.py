@@ -6,7 +6,6 @@ import importlib.util
 import os
 import os.path as osp
 import subprocess
-import sys
 import uuid
 
 import numpy as np

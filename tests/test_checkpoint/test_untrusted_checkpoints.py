@@ -11,7 +11,6 @@ import os.path as osp
 import runpy
 import shutil
 import subprocess
-import sys
 import zipfile
 
 import pytest

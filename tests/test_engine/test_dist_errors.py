@@ -11,8 +11,6 @@ import pytest
 from ..helpers.fork_python import python
 from ..helpers.tiny_training import ROOT, dump_cfg, tiny_cfg
 
-pytestmark = pytest.mark.serial  # 2-process torchrun jobs: make test runs them alone
-
 DIST_TRAIN = osp.join(ROOT, 'tools', 'dist_train.sh')
 
 

@@ -8,7 +8,6 @@ import re
 import socket
 import subprocess
 
-import pytest
 
 from .. import ROOT
 from ..helpers.digits import data_options
@@ -21,7 +20,6 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.serial  # a 2-process torchrun job
 def test_dist_train_two_processes(tiny_digits, tmp_path):
     work_dir = str(tmp_path / 'work')
     # 20 train images, 5 per process and iteration: 2 iterations per epoch with 2 processes

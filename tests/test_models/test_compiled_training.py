@@ -50,7 +50,6 @@ def test_traced_training_step_equals_eager(stm):
 
 
 @pytest.mark.slow
-@pytest.mark.serial  # inductor compiles C++ in a pool of processes
 def test_inductor_training_step_equals_eager():
     """The generated CPU code (inductor) of the STM with the custom attention backward, on one
     stage of one block (2 heads, its 8x8 map padded to the 7x7 blocks: every path of the block;

@@ -420,7 +420,6 @@ CUDA_HOME = os.environ.get('CUDA_HOME', '/usr/local/cuda')
 
 
 @pytest.mark.slow
-@pytest.mark.serial  # nvcc and g++ with MAX_JOBS=2
 @pytest.mark.cuda
 @pytest.mark.skipif(not os.path.exists(os.path.join(CUDA_HOME, 'bin', 'nvcc')),
                     reason=f'nvcc not found under CUDA_HOME={CUDA_HOME}')

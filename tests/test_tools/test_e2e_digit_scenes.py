@@ -18,7 +18,7 @@ from ..test_datasets.test_coco_metric import COCO_KEYS
 from ..test_checkpoint.test_transfer import build_classifier, random_state
 from ..helpers.fork_python import python
 
-pytestmark = [pytest.mark.slow, pytest.mark.serial]  # a 2-process torchrun job among them
+pytestmark = pytest.mark.slow
 CONFIG = 'configs/det/digit_scenes/u_halo_micro_maskrcnn_digits.py'
 
 

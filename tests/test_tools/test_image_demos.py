@@ -9,7 +9,6 @@ import os
 import os.path as osp
 import re
 import subprocess
-import sys
 
 import mmcv
 import numpy as np
