@@ -7,12 +7,12 @@
 # Both first set up the environment (tools/setup_env.sh: .venv, idempotent).
 PY := .venv/bin/python
 STM ?= halo
-# The suite runs on $(WORKERS) pytest-xdist workers, a test file at a time (its module fixtures
-# are made once), the files with end-to-end tests first (tests/conftest.py orders them) so that
-# the long tests start early; command-line runs fork from a preloaded interpreter
-# (tests/helpers/fork_python.py).
+# The suite runs on $(WORKERS) pytest-xdist workers, which split it in halves and take tests
+# from each other's remaining ones when idle (worksteal); the files with end-to-end tests come
+# first (tests/conftest.py orders them) so that the long tests start early; command-line runs
+# fork from a preloaded interpreter (tests/helpers/fork_python.py).
 WORKERS ?= 2
-PYTEST := $(PY) -m pytest tests -q -n $(WORKERS) --dist loadfile
+PYTEST := $(PY) -m pytest tests -q -n $(WORKERS) --dist worksteal
 
 .PHONY: env check-env check-wheel test test-fast demo demo-cls demo-det
 

@@ -1,4 +1,3 @@
-import copy
 import os
 import os.path as osp
 import shutil
@@ -25,6 +24,11 @@ if 'PYTEST_XDIST_WORKER_COUNT' in os.environ:
 
 def pytest_configure(config):
     config.pluginmanager.register(SkipPolicy(), 'stm_mm_skip_policy')
+    from mmengine.registry import DefaultScope
+    _SESSION_SCOPES.update(DefaultScope._instance_dict)
+
+
+_SESSION_SCOPES = {}  # MMEngine's default scopes when the session started (pytest_configure)
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -62,14 +66,17 @@ def _one_thread_and_restore():
 
 @pytest.fixture(autouse=True)
 def _restore_default_scope():
-    """Leave MMEngine's current default scope as it was: a Runner, mmdet's register_all_modules
-    or init_default_scope would otherwise leave 'mmdet' or 'mmpretrain' current for every later
-    test, and builds in other test modules would then look in the wrong registry."""
+    """Every test starts and ends with MMEngine's default scopes as the session started: a
+    Runner (its own default is 'mmengine'), mmdet's register_all_modules or init_default_scope
+    would otherwise leave their scope current for every later test, and builds would look in the
+    wrong registry. Both ends, because a module or session fixture (made before this) may have
+    left one too: which tests follow it on a worker depends on the scheduling."""
     from mmengine.registry import DefaultScope
-    saved = copy.copy(DefaultScope._instance_dict)
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(_SESSION_SCOPES)
     yield
     DefaultScope._instance_dict.clear()
-    DefaultScope._instance_dict.update(saved)
+    DefaultScope._instance_dict.update(_SESSION_SCOPES)
 
 
 @pytest.fixture(scope='session')

@@ -27,7 +27,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 # Imported by the zygote before it forks: third-party only.
 PRELOAD = ('numpy', 'PIL.Image', 'cv2', 'scipy', 'matplotlib', 'matplotlib.pyplot', 'torch',
@@ -84,13 +83,3 @@ def _stop(proc):
     proc.kill()
     proc.wait()
 
-
-def wait_ready(timeout=300):
-    """Block until this process's zygote accepts runs (for timing a run without its start)."""
-    client = python()
-    socket_path = osp.join(osp.dirname(client), 'zygote.sock')
-    deadline = time.time() + timeout
-    while not osp.exists(socket_path):
-        if time.time() > deadline:
-            raise TimeoutError('the fork server did not start')
-        time.sleep(0.05)

@@ -1,5 +1,7 @@
 """Every Triton kernel launch configuration compiles for sm_80 and sm_90 without register spills
 (Triton's own ptxas, no GPU needed)."""
+import pytest
+
 from stm_mm.ops.triton.compile_check import all_compile_specs, resource_reports
 
 SPECS = all_compile_specs()
@@ -31,6 +33,7 @@ def problems(report, name, arch):
     return found
 
 
+@pytest.mark.slow  # ~30 s of ptxas: make test runs it, make test-fast does not
 def test_every_configuration_compiles_without_spills():
     """One test for every (spec, arch), so that the compilation (one child process, ~30 s) runs
     once under pytest-xdist (a module fixture ran once per worker); every failing pair is
