@@ -31,18 +31,34 @@ def pytest_configure(config):
 _SESSION_SCOPES = {}  # MMEngine's default scopes when the session started (pytest_configure)
 
 
+@pytest.hookimpl(trylast=True)  # after -m/-k deselected
 def pytest_collection_modifyitems(session, config, items):
-    """Files with end-to-end (`slow`) tests first, so that the workers start the long ones early
-    and finish together. Start this process's fork server (tests/helpers/fork_python.py) while the first tests
+    """The end-to-end (`slow`) tests first, dealt to the workers' shares: the long ones start
+    early on every worker and the workers finish together. Start this process's fork server (tests/helpers/fork_python.py) while the first tests
     run, when the collected tests start command-line runs through it (its ~13 s of imports would
     otherwise delay the first such test)."""
-    slow_files = {item.path for item in items if item.get_closest_marker('slow')}
-    items.sort(key=lambda item: item.path not in slow_files)  # stable: file order otherwise
+    items[:] = _deal_slow_first(items, int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', 1)))
     from .helpers import fork_python, tiny_training
     starters = {id(fork_python.python), id(tiny_training.run_train)}
     modules = {item.module for item in items if getattr(item, 'module', None) is not None}
     if any(id(value) in starters for module in modules for value in vars(module).values()):
         fork_python.python()
+
+
+def _deal_slow_first(items, workers):
+    """``items`` reordered for pytest-xdist's worksteal scheduling, which gives worker ``k`` of
+    ``n`` the next ``len(remaining) // (n - k)`` items: the slow tests dealt in turn to the front
+    of each worker's share, the other tests after them, in file order."""
+    slow = [item for item in items if item.get_closest_marker('slow')]
+    rest = [item for item in items if not item.get_closest_marker('slow')]
+    dealt, remaining = [], len(items)
+    for k in range(workers):
+        share = remaining // (workers - k)
+        remaining -= share
+        own = slow[k::workers]
+        dealt += own + rest[:max(0, share - len(own))]
+        rest = rest[max(0, share - len(own)):]
+    return dealt + rest
 
 
 @pytest.fixture(autouse=True)
