@@ -8,8 +8,8 @@
 PY := .venv/bin/python
 STM ?= halo
 # The suite runs on $(WORKERS) pytest-xdist workers, which split it in halves and take tests
-# from each other's remaining ones when idle (worksteal); the files with end-to-end tests come
-# first (tests/conftest.py orders them) so that the long tests start early; command-line runs
+# from each other's remaining ones when idle (worksteal); the end-to-end tests come first in
+# each half (tests/conftest.py deals them) so that the long tests start early; command-line runs
 # fork from a preloaded interpreter (tests/helpers/fork_python.py).
 WORKERS ?= 2
 PYTEST := $(PY) -m pytest tests -q -n $(WORKERS) --dist worksteal
