@@ -34,9 +34,9 @@ _SESSION_SCOPES = {}  # MMEngine's default scopes when the session started (pyte
 @pytest.hookimpl(trylast=True)  # after -m/-k deselected
 def pytest_collection_modifyitems(session, config, items):
     """The end-to-end (`slow`) tests first, dealt to the workers' shares: the long ones start
-    early on every worker and the workers finish together. Start this process's fork server (tests/helpers/fork_python.py) while the first tests
-    run, when the collected tests start command-line runs through it (its ~13 s of imports would
-    otherwise delay the first such test)."""
+    early on every worker and the workers finish together. Start this process's fork server
+    (tests/helpers/fork_python.py) while the first tests run, when the collected tests start
+    command-line runs through it (its imports would otherwise delay the first such test)."""
     items[:] = _deal_slow_first(items, int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', 1)))
     from .helpers import fork_python, tiny_training
     starters = {id(fork_python.python), id(tiny_training.run_train)}
@@ -126,22 +126,23 @@ def _fresh_dynamo():
         torch._dynamo.reset()
 
 
+def _digits(tmp_path_factory, name, per_class):
+    from stm_mm.datasets import write_digits_imagefolder
+    root = str(tmp_path_factory.mktemp(name))
+    write_digits_imagefolder(root, size=32, per_class_limit=per_class)
+    return root
+
+
 @pytest.fixture(scope='session')
 def tiny_digits(tmp_path_factory):
     """A tiny image folder written by the digits converter: 2 images per class and split."""
-    from stm_mm.datasets import write_digits_imagefolder
-    root = str(tmp_path_factory.mktemp('tiny_digits'))
-    write_digits_imagefolder(root, size=32, per_class_limit=2)
-    return root
+    return _digits(tmp_path_factory, 'tiny_digits', 2)
 
 
 @pytest.fixture(scope='session')
 def one_digit_per_class(tmp_path_factory):
     """The smallest image folder: 1 image per class and split (one batch of 10)."""
-    from stm_mm.datasets import write_digits_imagefolder
-    root = str(tmp_path_factory.mktemp('one_digit_per_class'))
-    write_digits_imagefolder(root, size=32, per_class_limit=1)
-    return root
+    return _digits(tmp_path_factory, 'one_digit_per_class', 1)
 
 
 @pytest.fixture(scope='session')

@@ -40,6 +40,7 @@ def main(socket_path, client, preload, prefixes, applied):
     context = dict(start_env=start_env, import_env=import_env, base_path=base_path, client=client,
                    prefixes=tuple(filter(None, prefixes.split(','))),
                    applied=tuple(filter(None, applied.split(','))))
+    context['applied_prefixes'] = tuple(a for a in context['applied'] if a.endswith('_'))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path + '.tmp')
     os.rename(socket_path + '.tmp', socket_path)  # clients wait for the name
@@ -79,7 +80,7 @@ def _needs_exec(env, context):
         if name == 'MKL_NUM_THREADS' and env.get(name) == env.get('OMP_NUM_THREADS'):
             continue  # torch.set_num_threads in the child sets MKL's count too
         if (name.startswith(context['prefixes']) and name not in applied
-                and not name.startswith(tuple(a for a in applied if a.endswith('_')))
+                and not name.startswith(context['applied_prefixes'])
                 and env.get(name) != start.get(name)
                 and (name not in imported or env.get(name) != imported[name])):
             return name
